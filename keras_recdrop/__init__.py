@@ -1,0 +1,22 @@
+"""keras-recdrop: recurrent dropout done right for Keras 3.
+
+Cells: `ZoneoutLSTMCell` (Krueger et al. 2016), `SemeniutaLSTMCell`
+(Semeniuta et al. 2016), `GalLSTMCell` (Gal & Ghahramani 2016); layer:
+`RNN`, a `keras.layers.RNN` that draws per-step noise before its time loop.
+"""
+
+from keras_recdrop.gal import GalLSTMCell
+from keras_recdrop.lstm_core import LSTMCellBase
+from keras_recdrop.rnn import RNN
+from keras_recdrop.semeniuta import SemeniutaLSTMCell
+from keras_recdrop.zoneout import ZoneoutLSTMCell
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GalLSTMCell",
+    "LSTMCellBase",
+    "RNN",
+    "SemeniutaLSTMCell",
+    "ZoneoutLSTMCell",
+]

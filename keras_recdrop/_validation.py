@@ -1,0 +1,83 @@
+"""Argument checks shared by every class of the package.
+
+Keras clamps an invalid dropout rate silently (`dropout=1.5` becomes 1.0,
+which then means *no* dropout). Here every bad value raises a `TypeError`
+(wrong type) or `ValueError` (wrong value) naming the argument and the value.
+"""
+
+import math
+import numbers
+
+
+def check_rate(name, value, *, allow_one=False):
+    """Returns `value` as a float, or raises if it is not a valid rate.
+
+    Args:
+        name: Argument name, used in the error message.
+        value: The rate given by the user.
+        allow_one: If `True` the valid range is `[0, 1]` (zoneout: 1 freezes
+            the state); otherwise `[0, 1)` (dropout: 1 would drop everything
+            and make the inverted scale `1 / (1 - p)` infinite).
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"Argument `{name}` must be a float in "
+            f"[0, {'1]' if allow_one else '1)'}; received {name}={value!r} "
+            f"of type {type(value).__name__}."
+        )
+    value = float(value)
+    upper_ok = value <= 1.0 if allow_one else value < 1.0
+    if math.isnan(value) or value < 0.0 or not upper_ok:
+        interval = "[0, 1]" if allow_one else "[0, 1)"
+        raise ValueError(
+            f"Argument `{name}` must be in {interval}; received "
+            f"{name}={value!r}. Rates are never clamped."
+        )
+    return value
+
+
+def check_positive_int(name, value):
+    """Returns `value` as an int, or raises if it is not a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"Argument `{name}` must be a positive integer; received "
+            f"{name}={value!r} of type {type(value).__name__}."
+        )
+    if value <= 0:
+        raise ValueError(
+            f"Argument `{name}` must be a positive integer; received "
+            f"{name}={value!r}."
+        )
+    return int(value)
+
+
+def check_bool(name, value):
+    """Returns `value`, or raises if it is not a Python or NumPy bool."""
+    if type(value).__name__ not in ("bool", "bool_"):
+        raise TypeError(
+            f"Argument `{name}` must be a bool; received {name}={value!r} "
+            f"of type {type(value).__name__}."
+        )
+    return bool(value)
+
+
+def check_choice(name, value, choices):
+    """Returns `value`, or raises if it is not one of `choices`."""
+    if isinstance(value, bool) or value not in choices:
+        raise ValueError(
+            f"Argument `{name}` must be one of {list(choices)}; received "
+            f"{name}={value!r}."
+        )
+    return value
+
+
+def check_seed(value):
+    """Returns the seed, or raises if it is not `None` or an integer."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            "Argument `seed` must be an integer or None; received "
+            f"seed={value!r} of type {type(value).__name__}."
+        )
+    return int(value)

@@ -1,0 +1,61 @@
+"""Gal & Ghahramani (2016): variational (per-sequence) LSTM dropout."""
+
+import keras
+
+from keras_recdrop.lstm_core import LSTMCellBase
+
+
+@keras.saving.register_keras_serializable(package="keras_recdrop")
+class GalLSTMCell(LSTMCellBase):
+    """LSTM cell with variational dropout (Gal & Ghahramani, 2016).
+
+    One dropout mask per sequence on the inputs and one on the recurrent
+    state, reused at every time step. By default every gate gets its own
+    independent mask (the "untied" variant of the paper); `tied_masks=True`
+    shares one mask between the four gates. Inverted scaling: kept units are
+    multiplied by `1 / (1 - p)`, so inference is exactly a plain LSTM.
+
+    Equations (training; `m` drawn once per sequence, entries in
+    `{0, 1/(1-p)}`):
+
+        z_k = (x_t * m^x_k) W_k + (h_{t-1} * m^h_k) U_k + b_k,  k ∈ {i,f,c,o}
+        i, f, o = σ(z_i), σ(z_f), σ(z_o);   g = tanh(z_c)
+        c_t = f * c_{t-1} + i * g
+        h_t = o * tanh(c_t)
+
+    With `tied_masks=True`, `m^x_i = m^x_f = m^x_c = m^x_o` (same for `m^h`).
+    Unlike `keras.layers.LSTMCell`, both `implementation` modes use the same
+    masks and give the same outputs for a given seed, and recurrent dropout
+    does not force the slow split mode.
+
+    Args:
+        units: Positive integer, dimensionality of the output space.
+        dropout: Float in `[0, 1)`. Fraction of the input units dropped, one
+            mask per sequence (per gate unless `tied_masks`).
+        recurrent_dropout: Float in `[0, 1)`. Fraction of the units of
+            `h_{t-1}` dropped, one mask per sequence (per gate unless
+            `tied_masks`).
+        tied_masks: Boolean. If `True`, one mask is shared by the four gates.
+        implementation: 1 (four split matrix products) or 2 (fused, the
+            default). Both compute the same function.
+        seed: Integer or `None`. Seed of the cell's random stream.
+        activation, recurrent_activation, use_bias, kernel_initializer,
+        recurrent_initializer, bias_initializer, unit_forget_bias,
+        kernel_regularizer, recurrent_regularizer, bias_regularizer,
+        kernel_constraint, recurrent_constraint, bias_constraint: as in
+            `keras.layers.LSTMCell`.
+
+    Call arguments:
+        inputs: A 2D tensor `(batch, features)`.
+        states: List `[h, c]` of 2D tensors `(batch, units)`.
+        training: Python boolean; masks are applied only in training.
+
+    Example:
+
+    >>> import numpy as np, keras, keras_recdrop
+    >>> x = np.random.random((8, 10, 3)).astype("float32")
+    >>> rnn = keras_recdrop.RNN(
+    ...     keras_recdrop.GalLSTMCell(4, dropout=0.2, recurrent_dropout=0.25))
+    >>> rnn(x, training=True).shape
+    (8, 4)
+    """

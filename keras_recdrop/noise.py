@@ -1,0 +1,110 @@
+"""The mask and noise machinery: every random draw of the package is here.
+
+Two kinds of noise exist in recurrent regularizers:
+
+* **Per-sequence masks** (Gal & Ghahramani's input and recurrent masks,
+  Semeniuta's `per_step=False` candidate mask, DropConnect weight masks):
+  drawn once per layer call, before the time loop, then reused at every step.
+  `keras.layers.RNN` already calls the cell's `get_dropout_mask` /
+  `get_recurrent_dropout_mask` before its loop; the cells draw these masks
+  there with `draw_masks`.
+* **Per-step noise** (zoneout's keep-the-previous-value decisions and
+  Semeniuta's `per_step=True` candidate masks): fresh at every step. A draw
+  from a `SeedGenerator` inside the loop updates random state inside
+  `lax.scan` on JAX, which leaks tracers under `fit` and repeats silently
+  under a jitted `stateless_call`. `keras_recdrop.RNN` therefore draws the
+  noise of *every* step with one call to `draw_step_noise` before the loop
+  and feeds it to the loop as an extra scanned input, so the loop body stays
+  a pure function and the recurrent state stays exactly `[h, c]`
+  (see `docs/design.md`).
+
+Per-step noise is described by a *noise spec*: an ordered tuple of
+`(name, probability_of_true, width)` channels. It is drawn as one boolean
+tensor `(..., sum(widths))` and split back into named channels with
+`split_step_noise`.
+"""
+
+import keras
+from keras import ops
+
+
+def inverted_dropout_scale(rate):
+    """The factor `1 / (1 - rate)` that keeps the expectation unchanged."""
+    return 1.0 / (1.0 - rate)
+
+
+def draw_masks(count, like, rate, seed, dtype=None):
+    """Draws `count` independent inverted-dropout masks shaped like `like`.
+
+    Returns a tensor of shape `(count,) + like.shape` whose entries are
+    exactly `0` (probability `rate`) or `1 / (1 - rate)`, in `dtype`
+    (default: `like.dtype`). All masks come from a single random call.
+
+    Args:
+        count: Number of masks (1 for a tied mask, 4 for per-gate LSTM
+            masks, 3 for GRU).
+        like: A tensor whose (dynamic) shape the masks take.
+        rate: Drop probability in `[0, 1)`.
+        seed: A `keras.random.SeedGenerator` (or an int).
+        dtype: Dtype of the masks.
+    """
+    dtype = dtype or like.dtype
+    shape = (count,) + tuple(ops.shape(like))
+    keep = keras.random.uniform(shape, dtype="float32", seed=seed) >= rate
+    scale = ops.cast(inverted_dropout_scale(rate), dtype)
+    return ops.cast(keep, dtype) * scale
+
+
+def spec_width(spec):
+    """Total number of boolean channels of a noise spec."""
+    return sum(width for _, _, width in spec)
+
+
+def _thresholds(spec):
+    parts = [
+        ops.full((width,), prob, dtype="float32") for _, prob, width in spec
+    ]
+    return ops.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
+
+
+def draw_step_noise(spec, leading_shape, seed):
+    """Draws boolean noise for a spec, for every entry of `leading_shape`.
+
+    `leading_shape` is `(batch,)` for one step or `(batch, timesteps)` for a
+    whole sequence drawn before the loop. Channel `k` of the result is
+    `True` with the probability the spec gives it, independently for every
+    sample, step and unit. Returns `None` for an empty spec.
+    """
+    if not spec:
+        return None
+    shape = tuple(leading_shape) + (spec_width(spec),)
+    uniform = keras.random.uniform(shape, dtype="float32", seed=seed)
+    return uniform < _thresholds(spec)
+
+
+def split_step_noise(spec, noise):
+    """Splits a boolean noise tensor `(..., width)` into its named channels."""
+    channels = {}
+    start = 0
+    for name, _, width in spec:
+        channels[name] = noise[..., start : start + width]
+        start += width
+    return channels
+
+
+def inside_jax_loop_trace(step_input, seed_generator):
+    """Whether a cell step is being traced inside a JAX loop (`lax.scan`).
+
+    There a draw from `seed_generator` cannot advance its state between
+    steps: the body is traced once, so the "fresh" noise would repeat at
+    every step (or leak a tracer under `fit`). The loop body is traced with
+    inputs that belong to a newer trace than the generator's state.
+    Always `False` on the other backends, and in unrolled loops.
+    """
+    if keras.backend.backend() != "jax":
+        return False
+    input_trace = getattr(step_input, "_trace", None)
+    if input_trace is None:
+        return False
+    state = seed_generator.state.value
+    return getattr(state, "_trace", None) is not input_trace

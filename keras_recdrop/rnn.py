@@ -1,0 +1,117 @@
+"""`keras_recdrop.RNN`: `keras.layers.RNN` with stateless per-step noise."""
+
+import keras
+from keras import ops
+from keras import tree
+
+# The backend-neutral time loop that `keras.layers.RNN` itself uses; it is
+# not exported publicly.
+from keras.src.backend import rnn as backend_rnn
+
+from keras_recdrop import noise as noise_lib
+
+
+def _iter_cells(cell):
+    """Yields `cell` and, recursively, the cells of a `StackedRNNCells`."""
+    yield cell
+    for inner in getattr(cell, "cells", ()) or ():
+        yield from _iter_cells(inner)
+
+
+@keras.saving.register_keras_serializable(package="keras_recdrop")
+class RNN(keras.layers.RNN):
+    """`keras.layers.RNN` that draws the cells' per-step noise before the loop.
+
+    Same arguments and behaviour as `keras.layers.RNN`. The difference: for
+    every cell of this package that needs fresh noise at each step (zoneout,
+    Semeniuta with `per_step=True`), the noise of all `T` steps is drawn
+    with one random call before the time loop and fed to the loop as an
+    extra input sequence. The loop body is then a pure function of its
+    inputs and of the state `[h, c]`, which makes per-step noise work inside
+    JAX's `lax.scan` (and under `jit_compile`) with the state exactly that of
+    `keras.layers.LSTMCell`. Works with `StackedRNNCells`, masking,
+    `go_backwards`, `stateful` and `keras.layers.Bidirectional`.
+
+    With `keras.layers.RNN` the same cells draw their per-step noise inside
+    the loop instead: this works on TensorFlow, PyTorch and unrolled JAX
+    loops, and raises a clear error in a JAX `lax.scan`.
+
+    Args:
+        cell: A cell or a list of cells (see `keras.layers.RNN`).
+        **kwargs: Every other argument of `keras.layers.RNN`
+            (`return_sequences`, `return_state`, `go_backwards`, `stateful`,
+            `unroll`, `zero_output_for_mask`, ...).
+
+    Call arguments:
+        sequences: A 3D tensor `(batch, timesteps, features)`.
+        initial_state: Optional list of initial state tensors.
+        mask: Optional boolean tensor `(batch, timesteps)`.
+        training: Python boolean; noise is drawn only in training.
+
+    Example:
+
+    >>> import numpy as np, keras_recdrop
+    >>> x = np.random.random((8, 10, 3)).astype("float32")
+    >>> layer = keras_recdrop.RNN(
+    ...     keras_recdrop.ZoneoutLSTMCell(4, zoneout_c=0.5, zoneout_h=0.05),
+    ...     return_sequences=True)
+    >>> layer(x, training=True).shape
+    (8, 10, 4)
+    """
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        timesteps = sequences.shape[1]
+        noisy = [
+            cell
+            for cell in _iter_cells(self.cell)
+            if getattr(cell, "step_noise_spec", None) is not None
+            and cell.step_noise_spec(bool(training))
+        ]
+        if not noisy or timesteps is None:
+            # Nothing to pre-draw (or a dynamic length, only possible on
+            # TensorFlow and PyTorch, whose loops draw per step correctly).
+            return super().inner_loop(
+                sequences, initial_state, mask, training=training
+            )
+
+        batch = ops.shape(sequences)[0]
+        noise = tuple(
+            noise_lib.draw_step_noise(
+                cell.step_noise_spec(True),
+                (batch, timesteps),
+                cell.seed_generator,
+            )
+            for cell in noisy
+        )
+        cell_kwargs = {}
+        if self.cell._call_has_training_arg:
+            cell_kwargs["training"] = training
+
+        def step(inputs, states):
+            step_input, *step_noise = inputs
+            for cell, cell_noise in zip(noisy, step_noise):
+                cell._step_noise = cell_noise
+            if keras.backend.backend() == "torch" and self.stateful:
+                states = tree.map_structure(ops.copy, states)
+            output, new_states = self.cell(step_input, states, **cell_kwargs)
+            if not tree.is_nested(new_states):
+                new_states = [new_states]
+            return output, new_states
+
+        if not tree.is_nested(initial_state):
+            initial_state = [initial_state]
+        try:
+            return backend_rnn(
+                step,
+                (sequences,) + noise,
+                initial_state,
+                go_backwards=self.go_backwards,
+                mask=mask,
+                unroll=self.unroll,
+                input_length=timesteps,
+                zero_output_for_mask=self.zero_output_for_mask,
+                return_all_outputs=self.return_sequences,
+            )
+        finally:
+            for cell in noisy:
+                cell._step_noise = None

@@ -1,0 +1,90 @@
+"""Semeniuta et al. (2016): recurrent dropout without memory loss."""
+
+import keras
+from keras import ops
+
+from keras_recdrop import _validation
+from keras_recdrop import noise as noise_lib
+from keras_recdrop.lstm_core import LSTMCellBase
+
+
+@keras.saving.register_keras_serializable(package="keras_recdrop")
+class SemeniutaLSTMCell(LSTMCellBase):
+    """LSTM cell that drops the candidate update (Semeniuta et al., 2016).
+
+    "Recurrent dropout without memory loss": dropout is applied to the
+    candidate `g` only, never to the memory `c_{t-1}`, so what the cell has
+    stored is not erased. Inverted scaling, so inference is a plain LSTM.
+
+    Equations (training; `m_t` entries in `{0, 1/(1-p)}`, fresh at every
+    step with `per_step=True`, one per sequence with `per_step=False`):
+
+        i, f, o = σ(z_i), σ(z_f), σ(z_o);   g_t = tanh(z_c)
+        c_t = f * c_{t-1} + i * (m_t * g_t)
+        h_t = o * tanh(c_t)
+
+    where `z_k = (x_t * m^x_k) W_k + h_{t-1} U_k + b_k` and `m^x` is the
+    optional per-sequence input dropout (`dropout`, per gate unless
+    `tied_masks`).
+
+    Args:
+        units: Positive integer, dimensionality of the output space.
+        recurrent_dropout: Float in `[0, 1)`. Probability of dropping each
+            unit of the candidate update.
+        dropout: Float in `[0, 1)`. Per-sequence input dropout.
+        per_step: Boolean. `True` (default, the paper's recommendation): a
+            fresh candidate mask at every step; `False`: one per sequence.
+        tied_masks: Boolean. One input mask for all gates if `True`.
+        implementation: 1 (split products) or 2 (fused). Same outputs.
+        seed: Integer or `None`.
+        Other arguments: as in `keras.layers.LSTMCell`.
+
+    Call arguments:
+        inputs: A 2D tensor `(batch, features)`.
+        states: List `[h, c]` of 2D tensors `(batch, units)`.
+        training: Python boolean; masks are applied only in training.
+
+    Example:
+
+    >>> import numpy as np, keras, keras_recdrop
+    >>> x = np.random.random((8, 10, 3)).astype("float32")
+    >>> rnn = keras_recdrop.RNN(
+    ...     keras_recdrop.SemeniutaLSTMCell(4, recurrent_dropout=0.25))
+    >>> rnn(x, training=True).shape
+    (8, 4)
+    """
+
+    _recurrent_masks_on_state = False
+
+    def __init__(
+        self, units, recurrent_dropout=0.0, dropout=0.0, per_step=True, **kwargs
+    ):
+        self.per_step = _validation.check_bool("per_step", per_step)
+        super().__init__(
+            units,
+            recurrent_dropout=recurrent_dropout,
+            dropout=dropout,
+            **kwargs,
+        )
+
+    def _recurrent_mask_count(self):
+        if self.recurrent_dropout > 0 and not self.per_step:
+            return 1
+        return 0
+
+    def step_noise_spec(self, training):
+        if training and self.per_step and self.recurrent_dropout > 0:
+            return (("keep_g", 1.0 - self.recurrent_dropout, self.units),)
+        return ()
+
+    def _candidate(self, g, recurrent_masks, noise, training):
+        if not training or self.recurrent_dropout == 0:
+            return g
+        if self.per_step:
+            scale = noise_lib.inverted_dropout_scale(self.recurrent_dropout)
+            keep = ops.cast(noise["keep_g"], g.dtype)
+            return g * (keep * ops.cast(scale, g.dtype))
+        return g * recurrent_masks[0]
+
+    def get_config(self):
+        return {**super().get_config(), "per_step": self.per_step}

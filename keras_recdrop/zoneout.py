@@ -1,0 +1,107 @@
+"""Krueger et al. (2016): zoneout."""
+
+import keras
+from keras import ops
+
+from keras_recdrop import _validation
+from keras_recdrop.lstm_core import LSTMCellBase
+
+
+def _zoneout(previous, new, rate, keep_previous, training):
+    """Keeps `previous` where `keep_previous`, else takes `new`.
+
+    At inference the expectation `rate * previous + (1 - rate) * new`.
+    """
+    if rate == 0.0:
+        return new
+    if rate == 1.0:
+        return previous
+    if training:
+        return ops.where(keep_previous, previous, new)
+    return rate * previous + (1.0 - rate) * new
+
+
+@keras.saving.register_keras_serializable(package="keras_recdrop")
+class ZoneoutLSTMCell(LSTMCellBase):
+    """LSTM cell with zoneout (Krueger et al., 2016).
+
+    At every step each unit of the cell state and of the hidden state keeps
+    its previous value with probability `z` instead of being updated, like
+    dropout with an identity mask instead of a zero mask. `z` is the
+    probability of KEEPING the previous value (the paper's definition; the
+    original code's probabilities were inverted).
+
+    Equations (training; `d` drawn fresh for every sample, unit and step):
+
+        ĉ_t = f * c_{t-1} + i * g          (plain LSTM update)
+        ĥ_t = o * tanh(ĉ_t)                (from the un-zoned ĉ_t)
+        d^c_t ~ Bernoulli(z_c),  d^h_t ~ Bernoulli(z_h)
+        c_t = d^c_t * c_{t-1} + (1 - d^c_t) * ĉ_t
+        h_t = d^h_t * h_{t-1} + (1 - d^h_t) * ĥ_t
+
+    Inference uses the expectation:
+    `c_t = z_c c_{t-1} + (1 - z_c) ĉ_t`, `h_t = z_h h_{t-1} + (1 - z_h) ĥ_t`.
+    `z = 1` freezes the state; `z = 0` is a plain LSTM.
+
+    Args:
+        units: Positive integer, dimensionality of the output space.
+        zoneout_c: Float in `[0, 1]`. Probability that a unit of the cell
+            state keeps its previous value.
+        zoneout_h: Float in `[0, 1]`. Same for the hidden state.
+        dropout: Float in `[0, 1)`. Per-sequence input dropout (per gate
+            unless `tied_masks`).
+        recurrent_dropout: Float in `[0, 1)`. Per-sequence variational
+            dropout on `h_{t-1}` as in `GalLSTMCell`, combinable with zoneout.
+        tied_masks: Boolean. One dropout mask for all gates if `True`.
+        implementation: 1 (split products) or 2 (fused). Same outputs.
+        seed: Integer or `None`.
+        Other arguments: as in `keras.layers.LSTMCell`.
+
+    Call arguments:
+        inputs: A 2D tensor `(batch, features)`.
+        states: List `[h, c]` of 2D tensors `(batch, units)`.
+        training: Python boolean; random zoneout only in training,
+            the expectation otherwise.
+
+    Example:
+
+    >>> import numpy as np, keras, keras_recdrop
+    >>> x = np.random.random((8, 10, 3)).astype("float32")
+    >>> rnn = keras_recdrop.RNN(
+    ...     keras_recdrop.ZoneoutLSTMCell(4, zoneout_c=0.5, zoneout_h=0.05))
+    >>> rnn(x, training=True).shape
+    (8, 4)
+    """
+
+    def __init__(
+        self, units, zoneout_c=0.0, zoneout_h=0.0, dropout=0.0, **kwargs
+    ):
+        self.zoneout_c = _validation.check_rate(
+            "zoneout_c", zoneout_c, allow_one=True
+        )
+        self.zoneout_h = _validation.check_rate(
+            "zoneout_h", zoneout_h, allow_one=True
+        )
+        super().__init__(units, dropout=dropout, **kwargs)
+
+    def step_noise_spec(self, training):
+        if not training:
+            return ()
+        return tuple(
+            (name, rate, self.units)
+            for name, rate in (("c", self.zoneout_c), ("h", self.zoneout_h))
+            if 0.0 < rate < 1.0
+        )
+
+    def _next_state(self, h_tm1, c_tm1, h_new, c_new, noise, training):
+        noise = noise or {}
+        c = _zoneout(c_tm1, c_new, self.zoneout_c, noise.get("c"), training)
+        h = _zoneout(h_tm1, h_new, self.zoneout_h, noise.get("h"), training)
+        return h, c
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "zoneout_c": self.zoneout_c,
+            "zoneout_h": self.zoneout_h,
+        }
