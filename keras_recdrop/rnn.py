@@ -89,7 +89,7 @@ class RNN(keras.layers.RNN):
 
         def step(inputs, states):
             step_input, *step_noise = inputs
-            for cell, cell_noise in zip(noisy, step_noise):
+            for cell, cell_noise in zip(noisy, step_noise, strict=True):
                 cell._step_noise = cell_noise
             if keras.backend.backend() == "torch" and self.stateful:
                 states = tree.map_structure(ops.copy, states)
