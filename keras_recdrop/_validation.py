@@ -61,14 +61,21 @@ def check_bool(name, value):
     return bool(value)
 
 
-def check_choice(name, value, choices):
-    """Returns `value`, or raises if it is not one of `choices`."""
-    if isinstance(value, bool) or value not in choices:
+def check_int_choice(name, value, choices):
+    """Returns `value` as an int, or raises if it is not one of `choices`.
+
+    `True` is not `1` and `2.0` is not `2`: the value must be an integer.
+    """
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or value not in choices
+    ):
         raise ValueError(
             f"Argument `{name}` must be one of {list(choices)}; received "
             f"{name}={value!r}."
         )
-    return value
+    return int(value)
 
 
 def check_seed(value):

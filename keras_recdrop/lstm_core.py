@@ -150,7 +150,7 @@ class LSTMCellBase(keras.layers.Layer, DropoutRNNCell):
         unit_forget_bias = _validation.check_bool(
             "unit_forget_bias", unit_forget_bias
         )
-        implementation = _validation.check_choice(
+        implementation = _validation.check_int_choice(
             "implementation", implementation, (1, 2)
         )
         seed = _validation.check_seed(seed)
