@@ -15,9 +15,10 @@ overrides two hooks of the step:
 `m^x_k`, `m^h_k` are inverted dropout masks drawn once per sequence: four
 independent masks (one per gate) by default, or one mask shared by all gates
 with `tied_masks=True`. Both `implementation` modes compute this same
-function with the same masks: mode 1 with four split matrix products, mode 2
-with one fused product (a gate-batched product when per-gate masks are
-active), so mode 2 never has to fall back to mode 1.
+function with the same masks: mode 1 computes each gate separately, mode 2
+computes the `(batch, 4 * units)` pre-activation at once (one product when
+the masks are tied or absent, one product per gate block when per-gate masks
+are active), so recurrent dropout never forces mode 1.
 """
 
 import keras
@@ -56,7 +57,6 @@ def gate_preactivations(
     `num_gates` (one mask per gate). Returns a list of `num_gates` tensors
     `(batch, units)`.
     """
-    units = ops.shape(recurrent_kernel)[0]
 
     def masked(x, masks):
         if masks is None:
@@ -85,26 +85,31 @@ def gate_preactivations(
             z.append(z_k)
         return z
 
-    z = _fused_product(inputs, kernel, input_masks, num_gates, units)
-    z = z + _fused_product(
-        h_tm1, recurrent_kernel, recurrent_masks, num_gates, units
-    )
+    z = _fused_product(inputs, kernel, input_masks, num_gates)
+    z = z + _fused_product(h_tm1, recurrent_kernel, recurrent_masks, num_gates)
     if bias is not None:
         z = z + bias
     return ops.split(z, num_gates, axis=1)
 
 
-def _fused_product(x, kernel, masks, num_gates, units):
-    """`x W` for all gates at once, with per-gate masks if given."""
+def _fused_product(x, kernel, masks, num_gates):
+    """`x W` for all gates at once, as one `(batch, num_gates * units)`.
+
+    With per-gate masks each gate needs its own masked copy of `x`; the
+    gate blocks are multiplied separately and concatenated. (A gate-batched
+    `einsum("gbd,dgu->bgu")` computes the same, but without XLA TensorFlow
+    transposes the kernel at every step: 2x slower, see
+    `docs/benchmarks.md`.)
+    """
     if masks is None:
         return ops.matmul(x, kernel)
     if masks.shape[0] == 1:
         return ops.matmul(x * masks[0], kernel)
-    # Per-gate masks: a gate-batched product (G, B, D) x (D, G, U).
-    stacked = ops.expand_dims(x, 0) * masks
-    per_gate_kernel = ops.reshape(kernel, (-1, num_gates, units))
-    z = ops.einsum("gbd,dgu->bgu", stacked, per_gate_kernel)
-    return ops.reshape(z, (-1, num_gates * units))
+    blocks = ops.split(kernel, num_gates, axis=1)
+    return ops.concatenate(
+        [ops.matmul(x * masks[k], blocks[k]) for k in range(num_gates)],
+        axis=1,
+    )
 
 
 class LSTMCellBase(keras.layers.Layer, DropoutRNNCell):
