@@ -92,19 +92,32 @@ def split_step_noise(spec, noise):
     return channels
 
 
+def _staging_trace(value):
+    """The innermost JAX trace that stages `value` into a jaxpr, or `None`.
+
+    Autodiff and batching traces (`LinearizeTrace`, `JVPTrace`,
+    `BatchTrace`) wrap the staging trace of `jit` or of a loop body; they are
+    skipped through their `parent_trace`.
+    """
+    trace = getattr(value, "_trace", None)
+    while trace is not None and type(trace).__name__ != "DynamicJaxprTrace":
+        trace = getattr(trace, "parent_trace", None)
+    return trace
+
+
 def inside_jax_loop_trace(step_input, seed_generator):
     """Whether a cell step is being traced inside a JAX loop (`lax.scan`).
 
     There a draw from `seed_generator` cannot advance its state between
     steps: the body is traced once, so the "fresh" noise would repeat at
-    every step (or leak a tracer under `fit`). The loop body is traced with
-    inputs that belong to a newer trace than the generator's state.
-    Always `False` on the other backends, and in unrolled loops.
+    every step (or leak a tracer under `fit`). A loop body is staged by a
+    trace of its own, newer than the one that holds the generator's state
+    (`jit`'s, or none in eager mode); an unrolled loop, `jax.grad` and `fit`
+    reuse the generator's. Always `False` on the other backends.
     """
     if keras.backend.backend() != "jax":
         return False
-    input_trace = getattr(step_input, "_trace", None)
+    input_trace = _staging_trace(step_input)
     if input_trace is None:
         return False
-    state = seed_generator.state.value
-    return getattr(state, "_trace", None) is not input_trace
+    return input_trace is not _staging_trace(seed_generator.state.value)
