@@ -56,6 +56,6 @@ class GalLSTMCell(LSTMCellBase):
     >>> x = np.random.random((8, 10, 3)).astype("float32")
     >>> rnn = keras_recdrop.RNN(
     ...     keras_recdrop.GalLSTMCell(4, dropout=0.2, recurrent_dropout=0.25))
-    >>> rnn(x, training=True).shape
+    >>> tuple(rnn(x, training=True).shape)
     (8, 4)
     """

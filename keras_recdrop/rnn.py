@@ -55,7 +55,7 @@ class RNN(keras.layers.RNN):
     >>> layer = keras_recdrop.RNN(
     ...     keras_recdrop.ZoneoutLSTMCell(4, zoneout_c=0.5, zoneout_h=0.05),
     ...     return_sequences=True)
-    >>> layer(x, training=True).shape
+    >>> tuple(layer(x, training=True).shape)
     (8, 10, 4)
     """
 

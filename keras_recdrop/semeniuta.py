@@ -50,7 +50,7 @@ class SemeniutaLSTMCell(LSTMCellBase):
     >>> x = np.random.random((8, 10, 3)).astype("float32")
     >>> rnn = keras_recdrop.RNN(
     ...     keras_recdrop.SemeniutaLSTMCell(4, recurrent_dropout=0.25))
-    >>> rnn(x, training=True).shape
+    >>> tuple(rnn(x, training=True).shape)
     (8, 4)
     """
 

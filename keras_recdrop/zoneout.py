@@ -69,7 +69,7 @@ class ZoneoutLSTMCell(LSTMCellBase):
     >>> x = np.random.random((8, 10, 3)).astype("float32")
     >>> rnn = keras_recdrop.RNN(
     ...     keras_recdrop.ZoneoutLSTMCell(4, zoneout_c=0.5, zoneout_h=0.05))
-    >>> rnn(x, training=True).shape
+    >>> tuple(rnn(x, training=True).shape)
     (8, 4)
     """
 
