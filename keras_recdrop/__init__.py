@@ -5,18 +5,28 @@ Cells: `ZoneoutLSTMCell` (Krueger et al. 2016), `SemeniutaLSTMCell`
 `RNN`, a `keras.layers.RNN` that draws per-step noise before its time loop.
 """
 
+from keras_recdrop.cell_base import RegularizedCellBase
+from keras_recdrop.gal import GalGRUCell
 from keras_recdrop.gal import GalLSTMCell
+from keras_recdrop.gru_core import GRUCellBase
 from keras_recdrop.lstm_core import LSTMCellBase
 from keras_recdrop.rnn import RNN
+from keras_recdrop.semeniuta import SemeniutaGRUCell
 from keras_recdrop.semeniuta import SemeniutaLSTMCell
+from keras_recdrop.zoneout import ZoneoutGRUCell
 from keras_recdrop.zoneout import ZoneoutLSTMCell
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "GRUCellBase",
+    "GalGRUCell",
     "GalLSTMCell",
     "LSTMCellBase",
     "RNN",
+    "RegularizedCellBase",
+    "SemeniutaGRUCell",
     "SemeniutaLSTMCell",
+    "ZoneoutGRUCell",
     "ZoneoutLSTMCell",
 ]

@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_recdrop.gru_core import GRUCellBase
 from keras_recdrop.lstm_core import LSTMCellBase
 
 
@@ -56,6 +57,52 @@ class GalLSTMCell(LSTMCellBase):
     >>> x = np.random.random((8, 10, 3)).astype("float32")
     >>> rnn = keras_recdrop.RNN(
     ...     keras_recdrop.GalLSTMCell(4, dropout=0.2, recurrent_dropout=0.25))
+    >>> tuple(rnn(x, training=True).shape)
+    (8, 4)
+    """
+
+
+@keras.saving.register_keras_serializable(package="keras_recdrop")
+class GalGRUCell(GRUCellBase):
+    """GRU cell with variational dropout (Gal & Ghahramani, 2016).
+
+    One mask per sequence on the inputs and one on `h_{t-1}`, reused at every
+    step: three independent per-gate masks by default, one shared mask with
+    `tied_masks=True`. Inverted scaling; inference is a plain GRU.
+
+    Equations (training; masks drawn once per sequence):
+
+        x_k = (x_t * m^x_k) W_k + b^x_k     k ∈ {z, r, h}
+        u_k = (h_{t-1} * m^h_k) U_k
+        z = σ(x_z + u_z + b^u_z),  r = σ(x_r + u_r + b^u_r)
+        ĥ = tanh(x_h + r * (u_h + b^u_h))            (reset_after=True)
+        ĥ = tanh(x_h + (r * (h_{t-1} * m^h_h)) U_h)  (reset_after=False)
+        h_t = z * h_{t-1} + (1 - z) * ĥ
+
+    Both `implementation` modes use the same masks and give the same outputs.
+
+    Args:
+        units: Positive integer, dimensionality of the output space.
+        dropout: Float in `[0, 1)`. Input dropout, one mask per sequence.
+        recurrent_dropout: Float in `[0, 1)`. Dropout on `h_{t-1}`, one mask
+            per sequence.
+        tied_masks: Boolean. One mask shared by the three gates if `True`.
+        reset_after: Boolean, as in `keras.layers.GRUCell` (default `True`).
+        implementation: 1 or 2. Same outputs.
+        seed: Integer or `None`.
+        Other arguments: as in `keras.layers.GRUCell`.
+
+    Call arguments:
+        inputs: A 2D tensor `(batch, features)`.
+        states: List `[h]` with a 2D tensor `(batch, units)`.
+        training: Python boolean; masks are applied only in training.
+
+    Example:
+
+    >>> import numpy as np, keras, keras_recdrop
+    >>> x = np.random.random((8, 10, 3)).astype("float32")
+    >>> rnn = keras_recdrop.RNN(
+    ...     keras_recdrop.GalGRUCell(4, dropout=0.2, recurrent_dropout=0.25))
     >>> tuple(rnn(x, training=True).shape)
     (8, 4)
     """

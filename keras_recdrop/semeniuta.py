@@ -5,11 +5,56 @@ from keras import ops
 
 from keras_recdrop import _validation
 from keras_recdrop import noise as noise_lib
+from keras_recdrop.gru_core import GRUCellBase
 from keras_recdrop.lstm_core import LSTMCellBase
 
 
+class Semeniuta:
+    """Mixin: dropout on the candidate update only (Semeniuta et al., 2016).
+
+    `recurrent_dropout` is the rate of the candidate mask, fresh at every
+    step (`per_step=True`, declared as per-step noise) or drawn once per
+    sequence in the recurrent-mask hook (`per_step=False`).
+    """
+
+    _recurrent_masks_on_state = False
+
+    def __init__(
+        self, units, recurrent_dropout=0.0, dropout=0.0, per_step=True, **kwargs
+    ):
+        self.per_step = _validation.check_bool("per_step", per_step)
+        super().__init__(
+            units,
+            recurrent_dropout=recurrent_dropout,
+            dropout=dropout,
+            **kwargs,
+        )
+
+    def _recurrent_mask_count(self):
+        if self.recurrent_dropout > 0 and not self.per_step:
+            return 1
+        return 0
+
+    def step_noise_spec(self, training):
+        if training and self.per_step and self.recurrent_dropout > 0:
+            return (("keep_g", 1.0 - self.recurrent_dropout, self.units),)
+        return ()
+
+    def _candidate(self, candidate, recurrent_masks, noise, training):
+        if not training or self.recurrent_dropout == 0:
+            return candidate
+        if not self.per_step:
+            return candidate * recurrent_masks[0]
+        scale = noise_lib.inverted_dropout_scale(self.recurrent_dropout)
+        keep = ops.cast(noise["keep_g"], candidate.dtype)
+        return candidate * (keep * ops.cast(scale, candidate.dtype))
+
+    def get_config(self):
+        return {**super().get_config(), "per_step": self.per_step}
+
+
 @keras.saving.register_keras_serializable(package="keras_recdrop")
-class SemeniutaLSTMCell(LSTMCellBase):
+class SemeniutaLSTMCell(Semeniuta, LSTMCellBase):
     """LSTM cell that drops the candidate update (Semeniuta et al., 2016).
 
     "Recurrent dropout without memory loss": dropout is applied to the
@@ -54,37 +99,39 @@ class SemeniutaLSTMCell(LSTMCellBase):
     (8, 4)
     """
 
-    _recurrent_masks_on_state = False
 
-    def __init__(
-        self, units, recurrent_dropout=0.0, dropout=0.0, per_step=True, **kwargs
-    ):
-        self.per_step = _validation.check_bool("per_step", per_step)
-        super().__init__(
-            units,
-            recurrent_dropout=recurrent_dropout,
-            dropout=dropout,
-            **kwargs,
-        )
+@keras.saving.register_keras_serializable(package="keras_recdrop")
+class SemeniutaGRUCell(Semeniuta, GRUCellBase):
+    """GRU cell that drops the candidate update (Semeniuta et al., 2016).
 
-    def _recurrent_mask_count(self):
-        if self.recurrent_dropout > 0 and not self.per_step:
-            return 1
-        return 0
+    Equations (training; `m_t` entries in `{0, 1/(1-p)}`, fresh every step
+    with `per_step=True`, one per sequence with `per_step=False`):
 
-    def step_noise_spec(self, training):
-        if training and self.per_step and self.recurrent_dropout > 0:
-            return (("keep_g", 1.0 - self.recurrent_dropout, self.units),)
-        return ()
+        ĥ_t = tanh(x_h + r * u_h)             (the plain GRU candidate)
+        h_t = z * h_{t-1} + (1 - z) * (m_t * ĥ_t)
 
-    def _candidate(self, g, recurrent_masks, noise, training):
-        if not training or self.recurrent_dropout == 0:
-            return g
-        if self.per_step:
-            scale = noise_lib.inverted_dropout_scale(self.recurrent_dropout)
-            keep = ops.cast(noise["keep_g"], g.dtype)
-            return g * (keep * ops.cast(scale, g.dtype))
-        return g * recurrent_masks[0]
+    Inverted scaling, so inference is a plain GRU.
 
-    def get_config(self):
-        return {**super().get_config(), "per_step": self.per_step}
+    Args:
+        units: Positive integer, dimensionality of the output space.
+        recurrent_dropout: Float in `[0, 1)`. Candidate drop probability.
+        dropout: Float in `[0, 1)`. Per-sequence input dropout.
+        per_step: Boolean. Fresh candidate mask at every step (default) or
+            one per sequence.
+        reset_after, tied_masks, implementation, seed and the other
+        arguments: as in `keras.layers.GRUCell` and `GalGRUCell`.
+
+    Call arguments:
+        inputs: A 2D tensor `(batch, features)`.
+        states: List `[h]` with a 2D tensor `(batch, units)`.
+        training: Python boolean; masks are applied only in training.
+
+    Example:
+
+    >>> import numpy as np, keras, keras_recdrop
+    >>> x = np.random.random((8, 10, 3)).astype("float32")
+    >>> rnn = keras_recdrop.RNN(
+    ...     keras_recdrop.SemeniutaGRUCell(4, recurrent_dropout=0.25))
+    >>> tuple(rnn(x, training=True).shape)
+    (8, 4)
+    """

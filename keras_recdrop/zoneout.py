@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_recdrop import _validation
+from keras_recdrop.gru_core import GRUCellBase
 from keras_recdrop.lstm_core import LSTMCellBase
 
 
@@ -21,8 +22,42 @@ def _zoneout(previous, new, rate, keep_previous, training):
     return rate * previous + (1.0 - rate) * new
 
 
+class Zoneout:
+    """Mixin: zoneout on the states named by `_zoneout_rates()`.
+
+    Declares one per-step noise channel per zoned state (`d ~ Bernoulli(z)`,
+    `True` = keep the previous value) and blends previous and new states.
+    """
+
+    def _zoneout_rates(self):
+        raise NotImplementedError
+
+    def step_noise_spec(self, training):
+        if not training:
+            return ()
+        return tuple(
+            (name, rate, self.units)
+            for name, rate in self._zoneout_rates().items()
+            if 0.0 < rate < 1.0
+        )
+
+    def _next_state(self, previous, new, noise, training):
+        noise = noise or {}
+        rates = self._zoneout_rates()
+        return {
+            name: _zoneout(
+                previous[name],
+                new[name],
+                rates.get(name, 0.0),
+                noise.get(name),
+                training,
+            )
+            for name in new
+        }
+
+
 @keras.saving.register_keras_serializable(package="keras_recdrop")
-class ZoneoutLSTMCell(LSTMCellBase):
+class ZoneoutLSTMCell(Zoneout, LSTMCellBase):
     """LSTM cell with zoneout (Krueger et al., 2016).
 
     At every step each unit of the cell state and of the hidden state keeps
@@ -84,20 +119,8 @@ class ZoneoutLSTMCell(LSTMCellBase):
         )
         super().__init__(units, dropout=dropout, **kwargs)
 
-    def step_noise_spec(self, training):
-        if not training:
-            return ()
-        return tuple(
-            (name, rate, self.units)
-            for name, rate in (("c", self.zoneout_c), ("h", self.zoneout_h))
-            if 0.0 < rate < 1.0
-        )
-
-    def _next_state(self, h_tm1, c_tm1, h_new, c_new, noise, training):
-        noise = noise or {}
-        c = _zoneout(c_tm1, c_new, self.zoneout_c, noise.get("c"), training)
-        h = _zoneout(h_tm1, h_new, self.zoneout_h, noise.get("h"), training)
-        return h, c
+    def _zoneout_rates(self):
+        return {"c": self.zoneout_c, "h": self.zoneout_h}
 
     def get_config(self):
         return {
@@ -105,3 +128,59 @@ class ZoneoutLSTMCell(LSTMCellBase):
             "zoneout_c": self.zoneout_c,
             "zoneout_h": self.zoneout_h,
         }
+
+
+@keras.saving.register_keras_serializable(package="keras_recdrop")
+class ZoneoutGRUCell(Zoneout, GRUCellBase):
+    """GRU cell with zoneout (Krueger et al., 2016).
+
+    Each unit of the hidden state keeps its previous value with probability
+    `z` at every step (`z` = probability of KEEPING, as in the paper).
+
+    Equations (training; `d` fresh for every sample, unit and step):
+
+        ĥ_t = z_gate * h_{t-1} + (1 - z_gate) * tanh(...)   (plain GRU update)
+        d_t ~ Bernoulli(zoneout_h)
+        h_t = d_t * h_{t-1} + (1 - d_t) * ĥ_t
+
+    Inference uses the expectation `h_t = z h_{t-1} + (1 - z) ĥ_t`.
+
+    Args:
+        units: Positive integer, dimensionality of the output space.
+        zoneout_h: Float in `[0, 1]`. Probability that a unit keeps its
+            previous value.
+        dropout: Float in `[0, 1)`. Per-sequence input dropout (per gate
+            unless `tied_masks`).
+        recurrent_dropout: Float in `[0, 1)`. Per-sequence variational
+            dropout on `h_{t-1}` as in `GalGRUCell`.
+        reset_after: Boolean, as in `keras.layers.GRUCell` (default `True`).
+        tied_masks: Boolean. One dropout mask for all gates if `True`.
+        implementation: 1 (split products) or 2 (fused). Same outputs.
+        seed: Integer or `None`.
+        Other arguments: as in `keras.layers.GRUCell`.
+
+    Call arguments:
+        inputs: A 2D tensor `(batch, features)`.
+        states: List `[h]` with a 2D tensor `(batch, units)`.
+        training: Python boolean; random zoneout only in training.
+
+    Example:
+
+    >>> import numpy as np, keras, keras_recdrop
+    >>> x = np.random.random((8, 10, 3)).astype("float32")
+    >>> rnn = keras_recdrop.RNN(keras_recdrop.ZoneoutGRUCell(4, zoneout_h=0.1))
+    >>> tuple(rnn(x, training=True).shape)
+    (8, 4)
+    """
+
+    def __init__(self, units, zoneout_h=0.0, dropout=0.0, **kwargs):
+        self.zoneout_h = _validation.check_rate(
+            "zoneout_h", zoneout_h, allow_one=True
+        )
+        super().__init__(units, dropout=dropout, **kwargs)
+
+    def _zoneout_rates(self):
+        return {"h": self.zoneout_h}
+
+    def get_config(self):
+        return {**super().get_config(), "zoneout_h": self.zoneout_h}

@@ -1,0 +1,288 @@
+"""What every recurrent cell of the package shares, LSTM or GRU.
+
+`RegularizedCellBase` holds the arguments Keras's `LSTMCell` and `GRUCell`
+have in common (validated, never clamped), the per-sequence masks drawn in
+the `DropoutRNNCell` hooks that `keras.layers.RNN` calls before its loop,
+the per-step noise protocol read by `keras_recdrop.RNN`, and `get_config`.
+`split_projections` / `fused_projection` are the masked products `x W_k` of
+every gate in implementation mode 1 / 2. The LSTM and GRU arithmetic
+(`lstm_core`, `gru_core`) and the regularizers (`zoneout`, `semeniuta`,
+`gal`) build on these.
+"""
+
+import keras
+from keras import activations
+from keras import constraints
+from keras import initializers
+from keras import ops
+from keras import regularizers
+
+# `keras.layers.RNN` prepares the masks of cells that inherit this mixin
+# before its time loop (`_maybe_config_dropout_masks`) and clears them
+# after; it is not exported publicly, so it is imported from its module.
+from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
+
+from keras_recdrop import _validation
+from keras_recdrop import noise as noise_lib
+
+
+def _masked_parts(x, masks, num_gates):
+    if masks is None:
+        return [x] * num_gates
+    if masks.shape[0] == 1:
+        return [x * masks[0]] * num_gates
+    return [x * masks[k] for k in range(num_gates)]
+
+
+def split_projections(x, kernel, masks, num_gates):
+    """Mode 1: the products `(x * m_k) W_k`, one per gate, without bias.
+
+    `masks` is `None` or a tensor `(G, batch, features)` with `G` either 1
+    (one mask for all gates) or `num_gates`. Returns a list of tensors.
+    """
+    blocks = ops.split(kernel, num_gates, axis=1)
+    parts = _masked_parts(x, masks, num_gates)
+    return [ops.matmul(parts[k], blocks[k]) for k in range(num_gates)]
+
+
+def fused_projection(x, kernel, masks, num_gates):
+    """Mode 2: the same products as one `(batch, num_gates * units)` tensor.
+
+    One product when the mask is shared or absent; with per-gate masks each
+    gate needs its own masked copy of `x`, so the kernel blocks are
+    multiplied separately and concatenated. (A gate-batched
+    `einsum("gbd,dgu->bgu")` computes the same but made TensorFlow without
+    XLA transpose the kernel at every step, twice as slow; see
+    `docs/benchmarks.md`.)
+    """
+    if masks is None or masks.shape[0] == 1:
+        return ops.matmul(_masked_parts(x, masks, 1)[0], kernel)
+    return ops.concatenate(split_projections(x, kernel, masks, num_gates), 1)
+
+
+class RegularizedCellBase(keras.layers.Layer, DropoutRNNCell):
+    """Arguments, masks, per-step noise and config shared by all cells.
+
+    Subclasses set `num_gates`, create the weights in `build` and compute a
+    step in `call`. Hooks for regularizers:
+
+    * `_recurrent_mask_count()`: how many per-sequence recurrent masks to
+      draw (default: one per gate, or one if tied, when
+      `recurrent_dropout > 0`), and `_recurrent_masks_on_state`: whether
+      they multiply `h_{t-1}` (Gal) or are used otherwise (Semeniuta).
+    * `step_noise_spec(training)`: the per-step noise channels needed.
+    * `_candidate(candidate, recurrent_masks, noise, training)`.
+    * `_next_state(previous, new, noise, training)` on dicts of state
+      tensors (`{"h": ..., "c": ...}` for an LSTM, `{"h": ...}` for a GRU).
+    """
+
+    num_gates = None
+    _recurrent_masks_on_state = True
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        tied_masks=False,
+        implementation=2,
+        seed=None,
+        **kwargs,
+    ):
+        units = _validation.check_positive_int("units", units)
+        dropout = _validation.check_rate("dropout", dropout)
+        recurrent_dropout = _validation.check_rate(
+            "recurrent_dropout", recurrent_dropout
+        )
+        tied_masks = _validation.check_bool("tied_masks", tied_masks)
+        use_bias = _validation.check_bool("use_bias", use_bias)
+        implementation = _validation.check_int_choice(
+            "implementation", implementation, (1, 2)
+        )
+        seed = _validation.check_seed(seed)
+        super().__init__(**kwargs)
+        self.units = units
+        self.activation = activations.get(activation)
+        self.recurrent_activation = activations.get(recurrent_activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.recurrent_initializer = initializers.get(recurrent_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.recurrent_constraint = constraints.get(recurrent_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self.dropout = dropout
+        self.recurrent_dropout = recurrent_dropout
+        self.tied_masks = tied_masks
+        self.implementation = implementation
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed=seed)
+        self.output_size = self.units
+        # Per-step noise of the current step, set by `keras_recdrop.RNN`.
+        self._step_noise = None
+
+    def _check_step_shape(self, input_shape):
+        if len(input_shape) != 2:
+            raise ValueError(
+                f"{type(self).__name__} processes one time step of shape "
+                "(batch, features); received an input of shape "
+                f"{tuple(input_shape)}. Wrap the cell in "
+                "`keras_recdrop.RNN` (or `keras.layers.RNN`) to process "
+                "sequences of shape (batch, timesteps, features)."
+            )
+
+    def _add_kernels(self, input_dim):
+        self.kernel = self.add_weight(
+            shape=(input_dim, self.units * self.num_gates),
+            name="kernel",
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+        )
+        self.recurrent_kernel = self.add_weight(
+            shape=(self.units, self.units * self.num_gates),
+            name="recurrent_kernel",
+            initializer=self.recurrent_initializer,
+            regularizer=self.recurrent_regularizer,
+            constraint=self.recurrent_constraint,
+        )
+
+    # ----------------------------------------------------------------- masks
+    @property
+    def _mask_count(self):
+        return 1 if self.tied_masks else self.num_gates
+
+    def _recurrent_mask_count(self):
+        """How many per-sequence recurrent masks to draw (0: none)."""
+        return self._mask_count if self.recurrent_dropout > 0 else 0
+
+    def get_dropout_mask(self, step_input):
+        """Per-sequence input masks `(G, batch, features)`, drawn once.
+
+        Called by `keras.layers.RNN` before its time loop; the masks are
+        cached until `reset_dropout_mask()`.
+        """
+        if getattr(self, "_dropout_mask", None) is None and self.dropout > 0:
+            self._dropout_mask = noise_lib.draw_masks(
+                self._mask_count, step_input, self.dropout, self.seed_generator
+            )
+        return getattr(self, "_dropout_mask", None)
+
+    def get_recurrent_dropout_mask(self, step_input):
+        """Per-sequence recurrent masks `(G, batch, units)`, drawn once."""
+        count = self._recurrent_mask_count()
+        if getattr(self, "_recurrent_dropout_mask", None) is None and count:
+            self._recurrent_dropout_mask = noise_lib.draw_masks(
+                count, step_input, self.recurrent_dropout, self.seed_generator
+            )
+        return getattr(self, "_recurrent_dropout_mask", None)
+
+    def _masks(self, inputs, h_tm1, training):
+        """`(input_masks, recurrent_masks)` for this step (`None`: none)."""
+        if not training:
+            return None, None
+        return (
+            self.get_dropout_mask(inputs),
+            self.get_recurrent_dropout_mask(h_tm1),
+        )
+
+    # ------------------------------------------------------- per-step noise
+    def step_noise_spec(self, training):
+        """Channels of per-step noise the cell needs (empty: none).
+
+        A tuple of `(name, probability_of_true, width)`; see
+        `keras_recdrop.noise`.
+        """
+        return ()
+
+    def _current_step_noise(self, step_input, training):
+        """This step's noise channels, or `None` if the cell needs none."""
+        spec = self.step_noise_spec(training)
+        if not spec:
+            return None
+        noise = self._step_noise
+        if noise is None:
+            if noise_lib.inside_jax_loop_trace(step_input, self.seed_generator):
+                raise RuntimeError(
+                    f"{type(self).__name__} needs fresh noise at every time "
+                    "step, which cannot be drawn inside a JAX `lax.scan` "
+                    "loop: the body is traced once, so the noise would "
+                    "repeat at every step. Wrap the cell in "
+                    "`keras_recdrop.RNN` instead of `keras.layers.RNN` (it "
+                    "draws the noise of all steps before the loop), or pass "
+                    "`unroll=True`."
+                )
+            batch = ops.shape(step_input)[0]
+            noise = noise_lib.draw_step_noise(
+                spec, (batch,), self.seed_generator
+            )
+        return noise_lib.split_step_noise(spec, noise)
+
+    # ----------------------------------------------------------------- hooks
+    def _candidate(self, candidate, recurrent_masks, noise, training):
+        """Transforms the candidate (Semeniuta drops it)."""
+        return candidate
+
+    def _next_state(self, previous, new, noise, training):
+        """The next state from dicts of previous and new state tensors."""
+        return new
+
+    def get_initial_state(self, batch_size=None):
+        sizes = (
+            self.state_size
+            if isinstance(self.state_size, (list, tuple))
+            else [self.state_size]
+        )
+        return [
+            ops.zeros((batch_size, d), dtype=self.compute_dtype) for d in sizes
+        ]
+
+    def get_config(self):
+        config = {
+            "units": self.units,
+            "activation": activations.serialize(self.activation),
+            "recurrent_activation": activations.serialize(
+                self.recurrent_activation
+            ),
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializers.serialize(
+                self.kernel_initializer
+            ),
+            "recurrent_initializer": initializers.serialize(
+                self.recurrent_initializer
+            ),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(
+                self.kernel_regularizer
+            ),
+            "recurrent_regularizer": regularizers.serialize(
+                self.recurrent_regularizer
+            ),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "kernel_constraint": constraints.serialize(self.kernel_constraint),
+            "recurrent_constraint": constraints.serialize(
+                self.recurrent_constraint
+            ),
+            "bias_constraint": constraints.serialize(self.bias_constraint),
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "tied_masks": self.tied_masks,
+            "implementation": self.implementation,
+            "seed": self.seed,
+        }
+        return {**super().get_config(), **config}

@@ -1,0 +1,126 @@
+"""The GRU step shared by every GRU cell of the package.
+
+`GRUCellBase` has exactly `keras.layers.GRUCell`'s arguments, weights
+(`kernel (D, 3U)`, `recurrent_kernel (U, 3U)`, `bias (3U,)` or `(2, 3U)`
+with `reset_after=True`, gate order z, r, h) and state `[h]`:
+
+    x_k = (x_t * m^x_k) W_k + b^x_k       k in {z, r, h}
+    u_k = (h_{t-1} * m^h_k) U_k
+    z = σ(x_z + u_z + b^u_z)    r = σ(x_r + u_r + b^u_r)
+    reset_after=True:   ĥ = tanh(x_h + r * (u_h + b^u_h))
+    reset_after=False:  ĥ = tanh(x_h + (r * (h_{t-1} * m^h_h)) U_h)
+    ĥ_t = candidate(ĥ)
+    h_t = next_state(h_{t-1}, z * h_{t-1} + (1 - z) * ĥ_t)
+
+(`b^u` exists only with `reset_after=True`.) Masks are per-sequence inverted
+dropout masks, three independent ones or one shared with `tied_masks=True`.
+Both `implementation` modes compute the same function with the same masks.
+"""
+
+from keras import ops
+
+from keras_recdrop import _validation
+from keras_recdrop.cell_base import RegularizedCellBase
+from keras_recdrop.cell_base import fused_projection
+from keras_recdrop.cell_base import split_projections
+
+
+class GRUCellBase(RegularizedCellBase):
+    """Weights and gate arithmetic shared by the package's GRU cells.
+
+    Not meant to be used directly: use `ZoneoutGRUCell`,
+    `SemeniutaGRUCell` or `GalGRUCell`.
+    """
+
+    num_gates = 3
+
+    def __init__(self, units, reset_after=True, **kwargs):
+        self.reset_after = _validation.check_bool("reset_after", reset_after)
+        super().__init__(units, **kwargs)
+        self.state_size = self.units
+
+    def build(self, input_shape):
+        self._check_step_shape(input_shape)
+        super().build(input_shape)
+        self._add_kernels(input_shape[-1])
+        if not self.use_bias:
+            self.bias = None
+            return
+        self.bias = self.add_weight(
+            shape=(2, 3 * self.units)
+            if self.reset_after
+            else (3 * self.units,),
+            name="bias",
+            initializer=self.bias_initializer,
+            regularizer=self.bias_regularizer,
+            constraint=self.bias_constraint,
+        )
+
+    def _biases(self):
+        if self.bias is None:
+            return None, None
+        if not self.reset_after:
+            return self.bias, None
+        return self.bias[0], self.bias[1]
+
+    def _projections(self, x, kernel, masks):
+        if self.implementation == 1:
+            return split_projections(x, kernel, masks, 3)
+        return ops.split(fused_projection(x, kernel, masks, 3), 3, axis=1)
+
+    def call(self, inputs, states, training=False):
+        nested = isinstance(states, (list, tuple))
+        h_tm1 = states[0] if nested else states
+        training = bool(training)
+        input_masks, recurrent_masks = self._masks(inputs, h_tm1, training)
+        if not self._recurrent_masks_on_state:
+            state_masks = None
+        else:
+            state_masks = recurrent_masks
+        noise = self._current_step_noise(inputs, training)
+        input_bias, recurrent_bias = self._biases()
+
+        x_z, x_r, x_h = self._projections(inputs, self.kernel, input_masks)
+        if input_bias is not None:
+            b_z, b_r, b_h = ops.split(input_bias, 3, axis=0)
+            x_z, x_r, x_h = x_z + b_z, x_r + b_r, x_h + b_h
+        if self.reset_after:
+            u_z, u_r, u_h = self._projections(
+                h_tm1, self.recurrent_kernel, state_masks
+            )
+            if recurrent_bias is not None:
+                c_z, c_r, c_h = ops.split(recurrent_bias, 3, axis=0)
+                u_z, u_r, u_h = u_z + c_z, u_r + c_r, u_h + c_h
+        else:
+            # The z and r products come first; u_h needs r.
+            zr_kernel = self.recurrent_kernel[:, : 2 * self.units]
+            zr_masks = state_masks
+            if state_masks is not None and state_masks.shape[0] == 3:
+                zr_masks = state_masks[:2]
+            if self.implementation == 1:
+                u_z, u_r = split_projections(h_tm1, zr_kernel, zr_masks, 2)
+            else:
+                u_z, u_r = ops.split(
+                    fused_projection(h_tm1, zr_kernel, zr_masks, 2), 2, axis=1
+                )
+        z = self.recurrent_activation(x_z + u_z)
+        r = self.recurrent_activation(x_r + u_r)
+        if self.reset_after:
+            candidate = self.activation(x_h + r * u_h)
+        else:
+            h_h = h_tm1
+            if state_masks is not None:
+                h_h = h_tm1 * state_masks[-1]
+            candidate = self.activation(
+                x_h
+                + ops.matmul(
+                    r * h_h, self.recurrent_kernel[:, 2 * self.units :]
+                )
+            )
+        candidate = self._candidate(candidate, recurrent_masks, noise, training)
+        h_new = z * h_tm1 + (1 - z) * candidate
+        h = self._next_state({"h": h_tm1}, {"h": h_new}, noise, training)["h"]
+        return h, ([h] if nested else h)
+
+    def get_config(self):
+        return {**super().get_config(), "reset_after": self.reset_after}
