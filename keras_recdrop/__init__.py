@@ -6,27 +6,33 @@ Cells: `ZoneoutLSTMCell` (Krueger et al. 2016), `SemeniutaLSTMCell`
 """
 
 from keras_recdrop.cell_base import RegularizedCellBase
+from keras_recdrop.embedding import DropoutEmbedding
 from keras_recdrop.gal import GalGRUCell
 from keras_recdrop.gal import GalLSTMCell
 from keras_recdrop.gru_core import GRUCellBase
 from keras_recdrop.lstm_core import LSTMCellBase
+from keras_recdrop.norm_stabilizer import NormStabilizer
 from keras_recdrop.rnn import RNN
 from keras_recdrop.semeniuta import SemeniutaGRUCell
 from keras_recdrop.semeniuta import SemeniutaLSTMCell
+from keras_recdrop.weight_drop import WeightDropLSTMCell
 from keras_recdrop.zoneout import ZoneoutGRUCell
 from keras_recdrop.zoneout import ZoneoutLSTMCell
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DropoutEmbedding",
     "GRUCellBase",
     "GalGRUCell",
     "GalLSTMCell",
     "LSTMCellBase",
+    "NormStabilizer",
     "RNN",
     "RegularizedCellBase",
     "SemeniutaGRUCell",
     "SemeniutaLSTMCell",
+    "WeightDropLSTMCell",
     "ZoneoutGRUCell",
     "ZoneoutLSTMCell",
 ]

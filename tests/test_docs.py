@@ -9,7 +9,9 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MODULES = [
+    "keras_recdrop.embedding",
     "keras_recdrop.gal",
+    "keras_recdrop.norm_stabilizer",
     "keras_recdrop.semeniuta",
     "keras_recdrop.zoneout",
     "keras_recdrop.rnn",
