@@ -10,6 +10,13 @@ from keras_recdrop.embedding import DropoutEmbedding
 from keras_recdrop.gal import GalGRUCell
 from keras_recdrop.gal import GalLSTMCell
 from keras_recdrop.gru_core import GRUCellBase
+from keras_recdrop.layers import GalGRU
+from keras_recdrop.layers import GalLSTM
+from keras_recdrop.layers import SemeniutaGRU
+from keras_recdrop.layers import SemeniutaLSTM
+from keras_recdrop.layers import WeightDropLSTM
+from keras_recdrop.layers import ZoneoutGRU
+from keras_recdrop.layers import ZoneoutLSTM
 from keras_recdrop.lstm_core import LSTMCellBase
 from keras_recdrop.norm_stabilizer import NormStabilizer
 from keras_recdrop.rnn import RNN
@@ -22,6 +29,13 @@ from keras_recdrop.zoneout import ZoneoutLSTMCell
 __version__ = "0.1.0"
 
 __all__ = [
+    "GalGRU",
+    "GalLSTM",
+    "SemeniutaGRU",
+    "SemeniutaLSTM",
+    "WeightDropLSTM",
+    "ZoneoutGRU",
+    "ZoneoutLSTM",
     "DropoutEmbedding",
     "GRUCellBase",
     "GalGRUCell",

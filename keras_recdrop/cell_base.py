@@ -233,6 +233,15 @@ class RegularizedCellBase(keras.layers.Layer, DropoutRNNCell):
             )
         return noise_lib.split_step_noise(spec, noise)
 
+    def computes_plain_rnn(self, training):
+        """Whether a call computes the plain LSTM/GRU: no noise, no blend.
+
+        Then a layer may use the backend's fused kernel (cuDNN on a GPU).
+        """
+        if not training:
+            return True
+        return self.dropout == 0 and self.recurrent_dropout == 0
+
     # ----------------------------------------------------------------- hooks
     def _candidate(self, candidate, recurrent_masks, noise, training):
         """Transforms the candidate (Semeniuta drops it)."""

@@ -55,6 +55,22 @@ def draw_masks(count, like, rate, seed, dtype=None):
     return ops.cast(keep, dtype) * scale
 
 
+def reseed_for_backward_direction(cell):
+    """Moves a seeded cell's random stream to one derived from its seed.
+
+    Deterministic (the same seed always gives the same backward stream) and
+    different from the forward stream. Cells without a seed keep their
+    random one, which already differs between instances.
+    """
+    seed = getattr(cell, "seed", None)
+    generator = getattr(cell, "seed_generator", None)
+    if seed is None or generator is None:
+        return
+    derived = (seed * 0x9E3779B1 + 0x7F4A7C15) % (2**31 - 1)
+    state = generator.state
+    state.assign(ops.convert_to_tensor([derived, 0], dtype=state.dtype))
+
+
 def spec_width(spec):
     """Total number of boolean channels of a noise spec."""
     return sum(width for _, _, width in spec)

@@ -30,7 +30,10 @@ class RNN(keras.layers.RNN):
     inputs and of the state `[h, c]`, which makes per-step noise work inside
     JAX's `lax.scan` (and under `jit_compile`) with the state exactly that of
     `keras.layers.LSTMCell`. Works with `StackedRNNCells`, masking,
-    `go_backwards`, `stateful` and `keras.layers.Bidirectional`.
+    `go_backwards`, `stateful` and `keras.layers.Bidirectional`. With
+    `go_backwards=True` a seeded cell's random stream is derived from its
+    seed, so the two directions of a `Bidirectional` draw different masks
+    (Keras copies the seed into both).
 
     With `keras.layers.RNN` the same cells draw their per-step noise inside
     the loop instead: this works on TensorFlow, PyTorch and unrolled JAX
@@ -58,6 +61,16 @@ class RNN(keras.layers.RNN):
     >>> tuple(layer(x, training=True).shape)
     (8, 10, 4)
     """
+
+    def __init__(self, cell, *args, **kwargs):
+        super().__init__(cell, *args, **kwargs)
+        if self.go_backwards:
+            # `keras.layers.Bidirectional` builds the backward layer from the
+            # forward layer's config, seeds included: derive the backward
+            # direction's streams so the two directions draw different masks,
+            # reproducibly.
+            for inner in _iter_cells(self.cell):
+                noise_lib.reseed_for_backward_direction(inner)
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         timesteps = sequences.shape[1]

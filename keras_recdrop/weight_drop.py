@@ -79,6 +79,11 @@ class WeightDropLSTMCell(LSTMCellBase):
         super().reset_recurrent_dropout_mask()
         self._weight_mask = None
 
+    def computes_plain_rnn(self, training):
+        return super().computes_plain_rnn(training) and (
+            not training or self.weight_dropout == 0
+        )
+
     def _recurrent_kernel_value(self, training):
         if not training or self.weight_dropout == 0:
             return self.recurrent_kernel

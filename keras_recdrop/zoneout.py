@@ -41,6 +41,12 @@ class Zoneout:
             if 0.0 < rate < 1.0
         )
 
+    def computes_plain_rnn(self, training):
+        # Zoneout blends states at inference too (the expectation).
+        return super().computes_plain_rnn(training) and not any(
+            self._zoneout_rates().values()
+        )
+
     def _next_state(self, previous, new, noise, training):
         noise = noise or {}
         rates = self._zoneout_rates()
