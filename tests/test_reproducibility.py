@@ -23,18 +23,32 @@ configs = {
     "semeniuta_seq": (kr.SemeniutaLSTMCell, dict(recurrent_dropout=0.4,
                                                  per_step=False)),
     "gal": (kr.GalLSTMCell, dict(dropout=0.3, recurrent_dropout=0.4)),
+    "weight_drop": (kr.WeightDropLSTMCell, dict(weight_dropout=0.4)),
+    "gru_zoneout": (kr.ZoneoutGRUCell, dict(zoneout_h=0.4, dropout=0.2)),
+    "gru_semeniuta": (kr.SemeniutaGRUCell, dict(recurrent_dropout=0.4)),
+    "gru_gal": (kr.GalGRUCell, dict(dropout=0.3, recurrent_dropout=0.4)),
 }
 rng = np.random.RandomState(1)
-weights = [rng.uniform(-0.5, 0.5, s).astype("float32")
-           for s in [(3, 16), (4, 16), (16,)]]
+def weights_for(cls):
+    gates = 3 if "GRU" in cls.__name__ else 4
+    bias = (2, 3 * 4) if gates == 3 else (16,)
+    return [rng.uniform(-0.5, 0.5, s).astype("float32")
+            for s in [(3, 4 * gates), (4, 4 * gates), bias]]
 out = {}
 for name, (cls, kw) in configs.items():
     layer = kr.RNN(cls(4, seed=seed, **kw), return_sequences=True)
     layer.build(x.shape)
-    layer.cell.set_weights(weights)
+    layer.cell.set_weights(weights_for(cls))
     calls = [keras.ops.convert_to_numpy(layer(x, training=True)).tolist()
              for _ in range(2)]
     out[name] = calls
+# Embedding dropout: the output of a seeded DropoutEmbedding.
+emb = kr.DropoutEmbedding(50, 4, embeddings_dropout=0.5, seed=seed)
+ids = np.arange(50).reshape(5, 10)
+emb.build(ids.shape)
+emb.set_weights([rng.uniform(-1, 1, (50, 4)).astype("float32")])
+out["embedding"] = [keras.ops.convert_to_numpy(emb(ids, training=True)).tolist()
+                    for _ in range(2)]
 print("RESULT" + json.dumps(out))
 """
 

@@ -102,6 +102,10 @@ NONDEFAULT_CELLS = {
         keras_recdrop.GalLSTMCell,
         {"recurrent_dropout": 0.3},
     ),
+    "WeightDropLSTMCell": (
+        keras_recdrop.WeightDropLSTMCell,
+        {"weight_dropout": 0.3, "recurrent_dropout": 0.1},
+    ),
 }
 
 # The configurations of the integration tests, one saved model each.
@@ -170,6 +174,42 @@ def models_to_save():
     )
     models["plain_rnn_gal"] = sequence_model(
         keras.layers.RNN(make_cell("gal_untied"), return_sequences=True)
+    )
+    # The rest of the family: GRU cells, DropConnect and the layers.
+    gru_cells = {
+        "gru_zoneout": keras_recdrop.ZoneoutGRUCell(
+            UNITS, zoneout_h=0.3, seed=11
+        ),
+        "gru_semeniuta": keras_recdrop.SemeniutaGRUCell(
+            UNITS, recurrent_dropout=0.3, reset_after=False, seed=11
+        ),
+        "gru_gal": keras_recdrop.GalGRUCell(
+            UNITS,
+            dropout=0.2,
+            recurrent_dropout=0.3,
+            implementation=1,
+            seed=11,
+        ),
+        "weight_drop": keras_recdrop.WeightDropLSTMCell(
+            UNITS, weight_dropout=0.4, seed=11
+        ),
+    }
+    for name, cell in gru_cells.items():
+        models[name] = sequence_model(
+            keras_recdrop.RNN(cell, return_sequences=True)
+        )
+    models["layers_and_norm_stabilizer"] = keras.Sequential(
+        [
+            keras.Input((TIMESTEPS, FEATURES)),
+            keras_recdrop.ZoneoutLSTM(
+                UNITS, zoneout_c=0.5, return_sequences=True, seed=11
+            ),
+            keras_recdrop.NormStabilizer(10.0),
+            keras.layers.Bidirectional(
+                keras_recdrop.GalGRU(UNITS, recurrent_dropout=0.2, seed=11)
+            ),
+            keras.layers.Dense(2),
+        ]
     )
     return models
 
@@ -393,7 +433,9 @@ def test_loaded_model_keeps_cell_configs(saved):
                 continue
             cells = getattr(cell, "cells", [cell])
             for inner in cells:
-                assert isinstance(inner, keras_recdrop.LSTMCellBase), name
+                assert isinstance(inner, keras_recdrop.RegularizedCellBase), (
+                    name
+                )
                 assert inner.seed == 11, name
 
 
