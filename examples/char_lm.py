@@ -362,28 +362,52 @@ def format_table(results):
 
 
 def plot_curves(results, path, title):
+    """Learning curves: training loss (with noise) and validation BPC."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, (ax_train, ax_val) = plt.subplots(1, 2, figsize=(11, 4.2))
     for r in results:
-        curve = r["history"]["val_bpc"]
-        ax.plot(range(1, len(curve) + 1), curve, marker="o", label=r["variant"])
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation BPC (inference)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
+        for ax, key in ((ax_train, "train_loss_bpc"), (ax_val, "val_bpc")):
+            curve = r["history"][key]
+            ax.plot(
+                range(1, len(curve) + 1),
+                curve,
+                marker="o",
+                markersize=3,
+                label=r["variant"],
+            )
+    ax_train.set_ylabel("training loss, BPC (with noise)")
+    ax_val.set_ylabel("validation BPC (inference)")
+    for ax in (ax_train, ax_val):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    ax_val.legend()
+    fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
 # --------------------------------------------------------------------- main
+
+
+def machine_description():
+    """CPU model and count, for the record in the JSON output."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} CPUs, {model}, {platform.system()}"
 
 
 def parse_args(argv=None):
@@ -476,33 +500,17 @@ def main(argv=None):
         flush=True,
     )
 
-    results = []
-    for variant in args.variants:
-        print(f"\n=== {variant} ===", flush=True)
-        results.append(run_variant(variant, data, vocab_size, cfg, args))
-
-    table = format_table(results)
-    print(
-        f"\nResults ({backend}, {mode}; BPC at inference on the whole split, "
-        "weights of the best-validation epoch; seconds = build + training + "
-        "evaluation):\n" + table,
-        flush=True,
-    )
-
     os.makedirs(args.output_dir, exist_ok=True)
     stem = os.path.join(
         args.output_dir,
         f"char_lm{'_quick' if args.quick else ''}_{backend}",
     )
-    plot_curves(
-        results,
-        stem + ".png",
-        f"char LM, {backend}, {mode}: {cfg['units']} units",
-    )
     report = {
         "backend": backend,
         "keras_version": keras.__version__,
         "python": platform.python_version(),
+        "machine": machine_description(),
+        "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
         "mode": mode,
         "corpus": source,
         "chars": {
@@ -521,10 +529,26 @@ def main(argv=None):
             "zoneout_h": ZONEOUT_H,
         },
         "seed": args.seed,
-        "results": results,
+        "results": [],
     }
-    with open(stem + ".json", "w") as f:
-        json.dump(report, f, indent=2)
+    title = f"char LM, {backend}, {mode}: {cfg['units']} units"
+    for variant in args.variants:
+        print(f"\n=== {variant} ===", flush=True)
+        report["results"].append(
+            run_variant(variant, data, vocab_size, cfg, args)
+        )
+        # Written after every variant, so a long run that is stopped
+        # keeps the variants it finished.
+        with open(stem + ".json", "w") as f:
+            json.dump(report, f, indent=2)
+        plot_curves(report["results"], stem + ".png", title)
+
+    print(
+        f"\nResults ({backend}, {mode}; BPC at inference on the whole split, "
+        "weights of the best-validation epoch; seconds = build + training + "
+        "evaluation):\n" + format_table(report["results"]),
+        flush=True,
+    )
     print(f"\nwrote {stem}.json and {stem}.png")
 
 

@@ -10,7 +10,7 @@ if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
   "$venv/bin/python" -m pip install --quiet --upgrade pip
   # The CPU build of torch; a bare `torch` would pull a multi-GB CUDA build.
   "$venv/bin/python" -m pip install --quiet "torch==2.13.0"
-  "$venv/bin/python" -m pip install --quiet -e "$root[tensorflow,jax,test,examples]"
+  "$venv/bin/python" -m pip install --quiet -e "$root[tensorflow,jax,test,examples,docs]"
   touch "$stamp"
 fi
 # shellcheck disable=SC1091
