@@ -396,6 +396,42 @@ def plot_curves(results, path, title):
 # --------------------------------------------------------------------- main
 
 
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer, got {text!r}"
+        )
+    return value
+
+
+def non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a non-negative integer, got {text!r}"
+        )
+    return value
+
+
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number, got {text!r}"
+        )
+    return value
+
+
 def machine_description():
     """CPU model and count, for the record in the JSON output."""
     model = platform.processor() or platform.machine()
@@ -437,18 +473,26 @@ def parse_args(argv=None):
         default=os.path.join(HERE, "output"),
         help="where the JSON and PNG go (default: examples/output/)",
     )
-    p.add_argument("--epochs", type=int, help="override the epoch count")
-    p.add_argument("--units", type=int, help="override the LSTM width")
-    p.add_argument("--seq-len", type=int, help="override the window length")
-    p.add_argument("--batch-size", type=int, help="override the batch size")
+    p.add_argument(
+        "--epochs", type=positive_int, help="override the epoch count"
+    )
+    p.add_argument("--units", type=positive_int, help="override the width")
+    p.add_argument(
+        "--seq-len", type=positive_int, help="override the window length"
+    )
+    p.add_argument(
+        "--batch-size", type=positive_int, help="override the batch size"
+    )
     p.add_argument(
         "--max-chars",
-        type=int,
+        type=positive_int,
         help="use only the first N characters of the corpus",
     )
-    p.add_argument("--learning-rate", type=float, help="override Adam's")
-    p.add_argument("--min-count", type=int, default=5)
-    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument(
+        "--learning-rate", type=positive_float, help="override Adam's"
+    )
+    p.add_argument("--min-count", type=positive_int, default=5)
+    p.add_argument("--seed", type=non_negative_int, default=1234)
     p.add_argument(
         "--verbose",
         type=int,
@@ -457,11 +501,22 @@ def parse_args(argv=None):
         help="Keras fit verbosity (default: progress bar on a terminal, "
         "one line per epoch otherwise)",
     )
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.corpus is not None:
+        if not os.path.isfile(args.corpus):
+            p.error(f"argument --corpus: no such file: {args.corpus!r}")
+        try:
+            with open(args.corpus, encoding="utf-8") as f:
+                f.read()
+        except UnicodeDecodeError as e:
+            p.error(f"argument --corpus: {args.corpus!r} is not UTF-8 ({e})")
+        except OSError as e:
+            p.error(f"argument --corpus: cannot read {args.corpus!r} ({e})")
+    return args, p
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    args, parser = parse_args(argv)
     cfg = dict(QUICK if args.quick else FULL)
     for key in (
         "epochs",
@@ -480,6 +535,18 @@ def main(argv=None):
     if cfg["max_chars"]:
         text = text[: cfg["max_chars"]]
     train_text, val_text, test_text = split_text(text)
+    # Streaming evaluation needs every split to hold at least one character
+    # per stream, and training at least one window of seq_len + 1.
+    shortest = min(len(val_text), len(test_text))
+    if shortest < 2 * EVAL_STREAMS or len(train_text) <= cfg["seq_len"] + 1:
+        parser.error(
+            f"the corpus is too small: {len(text):,} characters give "
+            f"validation/test splits of {len(val_text):,}/{len(test_text):,}"
+            f" (need at least {2 * EVAL_STREAMS} each, i.e. about "
+            f"{40 * EVAL_STREAMS:,} characters in total) and a training "
+            f"split of {len(train_text):,} (need more than seq_len + 1 = "
+            f"{cfg['seq_len'] + 1})"
+        )
     vocab = build_vocab(train_text, args.min_count)
     vocab_size = len(vocab) + 1
     data = {
