@@ -71,9 +71,7 @@ import platform
 import sys
 import time
 
-os.environ["KERAS_BACKEND"] = "tensorflow"  # the method uses GradientTape
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -313,7 +311,21 @@ def main(argv=None):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
 
+    # The method uses tf.GradientTape: select TensorFlow before Keras loads.
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        print(
+            f"note: KERAS_BACKEND={os.environ['KERAS_BACKEND']} ignored; "
+            "this example runs on TensorFlow",
+            flush=True,
+        )
+    os.environ["KERAS_BACKEND"] = "tensorflow"
     import keras
+
+    if keras.backend.backend() != "tensorflow":
+        sys.exit(
+            "gradient_flow.py needs the TensorFlow backend, but Keras was "
+            f"already loaded with {keras.backend.backend()!r}"
+        )
 
     data = permuted_digits.load_data()
     args.examples = min(args.examples, len(data["test"][1]))

@@ -33,3 +33,61 @@ def test_readme_example_trains():
     exec(compile(code, "README.md", "exec"), namespace)
     model = namespace["model"]
     assert len(model.history.history["loss"]) == 1
+
+
+def test_readme_keeps_exactly_two_setup_commands():
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"```bash\n(.*?)```", readme, re.S)
+    assert [c.strip() for c in commands] == [
+        "bash scripts/demo.sh",
+        "bash scripts/test.sh",
+    ]
+
+
+def test_demo_runs_the_quick_character_level_comparison():
+    demo = (ROOT / "scripts" / "demo.sh").read_text()
+    assert "examples/char_lm.py --quick" in demo
+
+
+def test_every_page_in_the_site_navigation_exists():
+    yaml = pytest.importorskip("yaml")
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+
+    def pages(node):
+        if isinstance(node, str):
+            yield node
+        elif isinstance(node, dict):
+            for value in node.values():
+                yield from pages(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from pages(value)
+
+    missing = [
+        page
+        for page in pages(config["nav"])
+        if page != "scaling.md" and not (ROOT / "docs" / page).is_file()
+    ]
+    assert not missing
+
+
+@pytest.mark.parametrize(
+    "example, argv, message",
+    [
+        ("char_lm", ["--epochs", "0"], "positive integer"),
+        ("char_lm", ["--corpus", "/no/such/file"], "no such file"),
+        ("char_lm", ["--learning-rate", "nan"], "positive number"),
+        ("permuted_digits", ["--seeds", "1", "1"], "repeated seed"),
+        ("permuted_digits", ["--units", "-3"], "positive integer"),
+        ("gradient_flow", ["--zoneout-c", "1.5"], "probability"),
+    ],
+)
+def test_example_command_lines_reject_bad_arguments(
+    example, argv, message, capsys, monkeypatch
+):
+    monkeypatch.syspath_prepend(str(ROOT / "examples"))
+    module = importlib.import_module(example)
+    with pytest.raises(SystemExit) as exit_info:
+        module.parse_args(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
