@@ -22,10 +22,72 @@ Per-step noise is described by a *noise spec*: an ordered tuple of
 `(name, probability_of_true, width)` channels. It is drawn as one boolean
 tensor `(..., sum(widths))` and split back into named channels with
 `split_step_noise`.
+
+Every draw goes through `_uniform`, which is `keras.random.uniform` except
+in one case: inside a `tf.distribute` replica context with more than one
+replica in sync (`MirroredStrategy` and friends), each replica runs the
+same step with a *mirrored* seed-generator state, so it would draw exactly
+the same numbers as every other replica (Keras issue #18426). There the
+replica id is folded into the seed of the draw, so every replica draws its
+own masks and noise, reproducibly. Without such a strategy, and on JAX and
+PyTorch, nothing changes (see `docs/scaling.md`).
 """
 
 import keras
 from keras import ops
+
+
+def _tf_replica_id():
+    """The id of the current `tf.distribute` replica, or `None`.
+
+    `None` unless the backend is TensorFlow and the code runs inside a
+    replica context with more than one replica in sync (the body of
+    `strategy.run`, which is where `fit`, `evaluate` and `predict` call the
+    model under a `MirroredStrategy`). Outside a strategy TensorFlow's
+    default replica context has one replica, and in a cross-replica context
+    there is no replica context: both give `None`.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return None
+    # The one backend import of the package's core, and a lazy one: only on
+    # the TensorFlow backend, where `tensorflow` is already imported by
+    # Keras. Keras has no backend-neutral way to ask which replica runs the
+    # current step; see "Masks across replicas" in docs/scaling.md.
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return None
+    return context.replica_id_in_sync_group
+
+
+def _uniform(shape, seed):
+    """Float32 uniforms in `[0, 1)`, one random call, distinct per replica.
+
+    `seed` is a `keras.random.SeedGenerator` or an int. Outside a
+    multi-replica `tf.distribute` context this is exactly
+    `keras.random.uniform(shape, dtype="float32", seed=seed)`. Inside one,
+    the generator's state is mirrored, so every replica would draw the same
+    numbers: the seed of this draw (advancing the generator exactly as
+    `keras.random.uniform` does) is folded with the replica id, so each
+    replica draws its own stream, and the same seed reproduces them all.
+    (`keras.random.uniform` on the TensorFlow backend accepts only ints and
+    `SeedGenerator`s as seeds, not a seed tensor, so the folded seed is
+    used with TensorFlow's stateless uniform, the op Keras itself uses.)
+    """
+    replica = _tf_replica_id()
+    if replica is None:
+        return keras.random.uniform(shape, dtype="float32", seed=seed)
+    import tensorflow as tf
+
+    if isinstance(seed, keras.random.SeedGenerator):
+        base = seed.next()
+    else:
+        base = ops.convert_to_tensor([seed, 0], dtype="int64")
+    folded = tf.random.experimental.stateless_fold_in(
+        tf.cast(base, "int64"), tf.cast(replica, "int64")
+    )
+    return tf.random.stateless_uniform(shape, seed=folded, dtype="float32")
 
 
 def inverted_dropout_scale(rate):
@@ -50,7 +112,7 @@ def draw_masks(count, like, rate, seed, dtype=None):
     """
     dtype = dtype or like.dtype
     shape = (count,) + tuple(ops.shape(like))
-    keep = keras.random.uniform(shape, dtype="float32", seed=seed) >= rate
+    keep = _uniform(shape, seed) >= rate
     scale = ops.cast(inverted_dropout_scale(rate), dtype)
     return ops.cast(keep, dtype) * scale
 
@@ -94,8 +156,7 @@ def draw_step_noise(spec, leading_shape, seed):
     if not spec:
         return None
     shape = tuple(leading_shape) + (spec_width(spec),)
-    uniform = keras.random.uniform(shape, dtype="float32", seed=seed)
-    return uniform < _thresholds(spec)
+    return _uniform(shape, seed) < _thresholds(spec)
 
 
 def split_step_noise(spec, noise):
