@@ -80,7 +80,7 @@ class GRUCellBase(RegularizedCellBase):
         noise = self._current_step_noise(inputs, training)
         input_bias, recurrent_bias = self._biases()
 
-        x_z, x_r, x_h = self._projections(inputs, self.kernel, input_masks)
+        x_z, x_r, x_h = self._input_parts(inputs, input_masks)
         if input_bias is not None:
             b_z, b_r, b_h = ops.split(input_bias, 3, axis=0)
             x_z, x_r, x_h = x_z + b_z, x_r + b_r, x_h + b_h

@@ -72,17 +72,46 @@ class RNN(keras.layers.RNN):
             for inner in _iter_cells(self.cell):
                 noise_lib.reseed_for_backward_direction(inner)
 
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        # `keras.layers.RNN.call` draws the cells' per-sequence masks before
+        # its loop whether or not the call trains; remember the mode so that
+        # `_maybe_config_dropout_masks` draws nothing at inference (no
+        # random op, no seed advance in an inference graph).
+        self._training_call = bool(training)
+        try:
+            return super().call(
+                sequences,
+                initial_state=initial_state,
+                mask=mask,
+                training=training,
+            )
+        finally:
+            self._training_call = None
+
+    def _maybe_config_dropout_masks(self, cell, input_sequence, input_state):
+        if getattr(self, "_training_call", None) is False:
+            return
+        super()._maybe_config_dropout_masks(cell, input_sequence, input_state)
+
+    def _projects_inputs(self):
+        """Whether the cell's input products can be taken out of the loop."""
+        return getattr(self.cell, "input_projection", None) is not None
+
     def inner_loop(self, sequences, initial_state, mask, training=False):
+        training = bool(training)
         timesteps = sequences.shape[1]
         noisy = [
             cell
             for cell in _iter_cells(self.cell)
             if getattr(cell, "step_noise_spec", None) is not None
-            and cell.step_noise_spec(bool(training))
+            and cell.step_noise_spec(training)
         ]
-        if not noisy or timesteps is None:
-            # Nothing to pre-draw (or a dynamic length, only possible on
-            # TensorFlow and PyTorch, whose loops draw per step correctly).
+        if timesteps is None:
+            # A dynamic length (only possible on TensorFlow and PyTorch,
+            # whose loops draw per-step noise correctly inside the loop).
+            noisy = []
+        project = self._projects_inputs()
+        if not noisy and not project:
             return super().inner_loop(
                 sequences, initial_state, mask, training=training
             )
@@ -96,6 +125,9 @@ class RNN(keras.layers.RNN):
             )
             for cell in noisy
         )
+        if project:
+            # The input half of every gate, for all steps at once.
+            sequences = self.cell.input_projection(sequences, training)
         cell_kwargs = {}
         if self.cell._call_has_training_arg:
             cell_kwargs["training"] = training
@@ -113,6 +145,8 @@ class RNN(keras.layers.RNN):
 
         if not tree.is_nested(initial_state):
             initial_state = [initial_state]
+        if project:
+            self.cell._inputs_projected = True
         try:
             return backend_rnn(
                 step,
@@ -126,5 +160,7 @@ class RNN(keras.layers.RNN):
                 return_all_outputs=self.return_sequences,
             )
         finally:
+            if project:
+                self.cell._inputs_projected = False
             for cell in noisy:
                 cell._step_noise = None
