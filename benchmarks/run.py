@@ -48,16 +48,24 @@ CASES = {
     "quick": (8, 10, 8, 16),
 }
 
-# name -> (description, kind); kind selects the spec goal that applies.
+# name -> (description, kind, reference); kind selects the spec goal that
+# applies, reference is the plain Keras layer the ratios divide by.
 VARIANTS = {
-    "lstm": ("keras LSTM", "baseline"),
-    "lstm_rd": ("keras LSTM(recurrent_dropout=.25)", "baseline"),
-    "gal": ("Gal rd=.25 (per-gate masks)", "cell"),
-    "gal_tied": ("Gal rd=.25 tied_masks=True", "cell"),
-    "semeniuta": ("Semeniuta rd=.25 (per step)", "cell"),
-    "zoneout": ("Zoneout c=.5 h=.05", "zoneout"),
-    "gal0": ("Gal, all rates 0", "cell"),
+    "lstm": ("keras LSTM", "baseline", "lstm"),
+    "lstm_rd": ("keras LSTM(recurrent_dropout=.25)", "baseline", "lstm"),
+    "gal": ("Gal rd=.25 (per-gate masks)", "cell", "lstm"),
+    "gal_tied": ("Gal rd=.25 tied_masks=True", "cell", "lstm"),
+    "semeniuta": ("Semeniuta rd=.25 (per step)", "cell", "lstm"),
+    "zoneout": ("Zoneout c=.5 h=.05", "zoneout", "lstm"),
+    "gal0": ("Gal, all rates 0", "cell", "lstm"),
+    "gru": ("keras GRU", "baseline", "gru"),
+    "gru_rd": ("keras GRU(recurrent_dropout=.25)", "baseline", "gru"),
+    "gal_gru": ("GalGRU rd=.25 (per-gate masks)", "cell", "gru"),
+    "semeniuta_gru": ("SemeniutaGRU rd=.25 (per step)", "cell", "gru"),
+    "zoneout_gru": ("ZoneoutGRU h=.05", "zoneout", "gru"),
 }
+# The slow-mode Keras baseline of each reference (second ratio column).
+DROPOUT_BASELINE = {"lstm": "lstm_rd", "gru": "gru_rd"}
 
 # Goals of the spec, as maximal ratios to the plain keras LSTM.
 GOALS = {
@@ -103,7 +111,9 @@ def parse_args(argv=None):
     parser.add_argument(
         "--variants",
         default=",".join(VARIANTS),
-        help="Comma-separated subset of: " + ", ".join(VARIANTS),
+        help="Comma-separated subset of: "
+        + ", ".join(VARIANTS)
+        + " (the Keras reference of each is added).",
     )
     parser.add_argument(
         "--implementation",
@@ -128,8 +138,11 @@ def parse_args(argv=None):
     unknown = set(args.variants.split(",")) - set(VARIANTS)
     if unknown:
         parser.error(f"unknown variants: {sorted(unknown)}")
-    if "lstm" not in args.variants.split(","):
-        args.variants = "lstm," + args.variants
+    names = args.variants.split(",")
+    for ref in sorted({VARIANTS[n][2] for n in names}, reverse=True):
+        if ref not in names:
+            names.insert(0, ref)
+    args.variants = ",".join(names)
     return args
 
 
@@ -140,25 +153,35 @@ def make_layer(name, units, implementation):
     import keras_recdrop as rd
 
     kw = {"implementation": implementation}
-    if name == "lstm":
-        return keras.layers.LSTM(units)
-    if name == "lstm_rd":
-        return keras.layers.LSTM(units, recurrent_dropout=0.25)
-    if name == "gal":
-        cell = rd.GalLSTMCell(units, recurrent_dropout=0.25, **kw)
-    elif name == "gal_tied":
-        cell = rd.GalLSTMCell(
+    keras_layers = {
+        "lstm": lambda: keras.layers.LSTM(units),
+        "lstm_rd": lambda: keras.layers.LSTM(units, recurrent_dropout=0.25),
+        "gru": lambda: keras.layers.GRU(units),
+        "gru_rd": lambda: keras.layers.GRU(units, recurrent_dropout=0.25),
+    }
+    if name in keras_layers:
+        return keras_layers[name]()
+    cells = {
+        "gal": lambda: rd.GalLSTMCell(units, recurrent_dropout=0.25, **kw),
+        "gal_tied": lambda: rd.GalLSTMCell(
             units, recurrent_dropout=0.25, tied_masks=True, **kw
-        )
-    elif name == "semeniuta":
-        cell = rd.SemeniutaLSTMCell(units, recurrent_dropout=0.25, **kw)
-    elif name == "zoneout":
-        cell = rd.ZoneoutLSTMCell(units, zoneout_c=0.5, zoneout_h=0.05, **kw)
-    elif name == "gal0":
-        cell = rd.GalLSTMCell(units, **kw)
-    else:
+        ),
+        "semeniuta": lambda: rd.SemeniutaLSTMCell(
+            units, recurrent_dropout=0.25, **kw
+        ),
+        "zoneout": lambda: rd.ZoneoutLSTMCell(
+            units, zoneout_c=0.5, zoneout_h=0.05, **kw
+        ),
+        "gal0": lambda: rd.GalLSTMCell(units, **kw),
+        "gal_gru": lambda: rd.GalGRUCell(units, recurrent_dropout=0.25, **kw),
+        "semeniuta_gru": lambda: rd.SemeniutaGRUCell(
+            units, recurrent_dropout=0.25, **kw
+        ),
+        "zoneout_gru": lambda: rd.ZoneoutGRUCell(units, zoneout_h=0.05, **kw),
+    }
+    if name not in cells:
         raise ValueError(name)
-    return rd.RNN(cell)
+    return rd.RNN(cells[name]())
 
 
 def make_model(name, shape, implementation):
@@ -219,20 +242,26 @@ def time_case(names, shape, args, log):
 
     train = {name: [] for name in names}
     infer = {name: [] for name in names}
+    train_cpu = {name: [] for name in names}
+    infer_cpu = {name: [] for name in names}
     start = time.perf_counter()
     rounds = 0
     for r in range(args.rounds):
         order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             models[name].train_on_batch(x, y)  # returns a float: synced
             train[name].append(time.perf_counter() - t0)
+            train_cpu[name].append(time.process_time() - c0)
         for name in order:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for _ in range(args.predict_repeats):
                 models[name].predict_on_batch(x)  # returns NumPy: synced
             infer[name].append(
                 (time.perf_counter() - t0) / args.predict_repeats
+            )
+            infer_cpu[name].append(
+                (time.process_time() - c0) / args.predict_repeats
             )
         rounds += 1
         elapsed = time.perf_counter() - start
@@ -245,6 +274,8 @@ def time_case(names, shape, args, log):
         "rounds": rounds,
         "train": {n: summarize(s) for n, s in train.items()},
         "infer": {n: summarize(s) for n, s in infer.items()},
+        "train_cpu": {n: summarize(s) for n, s in train_cpu.items()},
+        "infer_cpu": {n: summarize(s) for n, s in infer_cpu.items()},
     }
 
 
@@ -344,23 +375,25 @@ def measure_memory(names, shape, args, log):
 
 # -------------------------------------------------------------------- report
 def add_ratios(result, names):
-    for kind in ("train", "infer"):
+    for kind in ("train", "infer", "train_cpu", "infer_cpu"):
         stats = result[kind]
         for name in names:
-            for ref in ("lstm", "lstm_rd"):
-                if ref in stats:
-                    stats[name][f"vs_{ref}"] = (
-                        stats[name]["median_ms"] / stats[ref]["median_ms"]
-                    )
+            ref = VARIANTS[name][2]
+            slow = DROPOUT_BASELINE[ref]
+            entry = stats[name]
+            entry["reference"] = ref
+            entry["vs_ref"] = entry["median_ms"] / stats[ref]["median_ms"]
+            if slow in stats:
+                entry["vs_ref_rd"] = (
+                    entry["median_ms"] / stats[slow]["median_ms"]
+                )
             # Ratio of the fastest samples: less sensitive to other load.
-            stats[name]["min_vs_lstm"] = (
-                stats[name]["min_ms"] / stats["lstm"]["min_ms"]
-            )
+            entry["min_vs_ref"] = entry["min_ms"] / stats[ref]["min_ms"]
     memory = result.get("memory") or {}
-    base = memory.get("lstm", {}).get("growth_mib")
-    for probe in memory.values():
+    for name, probe in memory.items():
+        base = memory.get(VARIANTS[name][2], {}).get("growth_mib")
         if base and base > 0:
-            probe["vs_lstm"] = probe["growth_mib"] / base
+            probe["vs_ref"] = probe["growth_mib"] / base
 
 
 def goal_text(kind, name, ratio):
@@ -374,33 +407,39 @@ def goal_text(kind, name, ratio):
 def format_table(result, names):
     rows = []
     head = (
-        f"{'variant':<34}{'median ms':>10}{'IQR ms':>16}{'min-max ms':>18}"
-        f"{'/LSTM':>7}{'/LSTMrd':>8}{'min/min':>8}  goal"
+        f"{'variant':<34}{'median ms':>10}{'IQR ms':>16}{'/ref':>7}"
+        f"{'/ref_rd':>8}{'min/min':>8}{'cpu ms':>9}{'cpu/ref':>8}"
+        "  goal (wall | cpu)"
     )
     for kind, title in (("train", "train step"), ("infer", "inference")):
-        rows.append(f"-- {title} (train_on_batch / predict_on_batch)")
+        rows.append(
+            f"-- {title} (train_on_batch / predict_on_batch); ref = the "
+            "plain Keras LSTM or GRU, ref_rd = it with recurrent_dropout"
+        )
         rows.append(head)
         for name in names:
             s = result[kind][name]
+            c = result[f"{kind}_cpu"][name]
             iqr = f"{s['q1_ms']:.1f}-{s['q3_ms']:.1f}"
-            mm = f"{s['min_ms']:.1f}-{s['max_ms']:.1f}"
-            rd_ratio = s.get("vs_lstm_rd")
+            rd_ratio = s.get("vs_ref_rd")
             rd_text = f"{rd_ratio:.2f}" if rd_ratio is not None else "-"
+            wall_goal = goal_text(kind, name, s["vs_ref"])
+            cpu_goal = goal_text(kind, name, c["vs_ref"])
+            goals = f"{wall_goal} | {cpu_goal}" if wall_goal else ""
             rows.append(
                 f"{VARIANTS[name][0]:<34}{s['median_ms']:>10.1f}{iqr:>16}"
-                f"{mm:>18}{s['vs_lstm']:>7.2f}{rd_text:>8}"
-                f"{s['min_vs_lstm']:>8.2f}  "
-                + goal_text(kind, name, s["vs_lstm"])
+                f"{s['vs_ref']:>7.2f}{rd_text:>8}{s['min_vs_ref']:>8.2f}"
+                f"{c['median_ms']:>9.1f}{c['vs_ref']:>8.2f}  {goals}"
             )
     memory = result.get("memory")
     if memory:
         rows.append("-- peak RSS growth (fresh process per variant)")
-        rows.append(f"{'variant':<34}{'MiB':>10}{'/LSTM':>16}  goal")
+        rows.append(f"{'variant':<34}{'MiB':>10}{'/ref':>16}  goal")
         for name in names:
             if name not in memory:
                 continue
             probe = memory[name]
-            ratio = probe.get("vs_lstm")
+            ratio = probe.get("vs_ref")
             ratio_text = f"{ratio:.2f}" if ratio is not None else "-"
             rows.append(
                 f"{VARIANTS[name][0]:<34}{probe['growth_mib']:>10.1f}"
@@ -502,7 +541,7 @@ def main(argv=None):
             # --quick only smoke-tests the probe (tiny shapes: no signal).
             probed = names
             if args.quick:
-                probed = [n for n in names if n in ("lstm", "zoneout")]
+                probed = [n for n in names if n in ("lstm", "zoneout")][:2]
             result["memory"] = measure_memory(probed, shape, args, log)
         add_ratios(result, names)
         report["cases"][case] = result
