@@ -48,13 +48,18 @@ softmax is folded into the cross-entropy, ``from_logits=True``), Adam with
 gradient-norm clipping at 1.0, the same number of epochs for every variant.
 
 * Full mode (default): the whole corpus, E=64, 256 units, windows of 100
-  characters, batch 32, learning rate 4e-3, 8 epochs (roughly half an hour
-  for the five variants on an idle 2-core CPU with TensorFlow; the Keras
-  ``recurrent_dropout`` variant is the slowest).
+  characters, batch 32, learning rate 4e-3, 8 epochs. On the project's
+  shared 2-core CPU one epoch of the baseline took 55 s with JAX, so the
+  five variants take about 45 minutes there.
+* The run in ``docs/results.md`` uses ``--max-chars 200000 --epochs 20``
+  (same model): on this smaller corpus the unregularized model starts to
+  overfit within the budget, which is when regularizers should help. It
+  took about an hour on JAX on the same, loaded, machine.
 * ``--quick``: the first 150 000 characters of the corpus, E=32, 64 units,
-  windows of 40, batch 16, learning rate 1e-2, 3 epochs (under 5 minutes
-  on the same machine). Far from converged: a smoke test of the pipeline,
-  not a ranking of the regularizers.
+  windows of 40, batch 16, learning rate 1e-2, 3 epochs: 2 minutes on JAX
+  (5.5 minutes on TensorFlow) on the same machine under load. Far from
+  converged: a smoke test of the pipeline, not a ranking of the
+  regularizers.
 
 Evaluation
 ----------
@@ -69,7 +74,8 @@ and train BPC.
 
 Outputs (in ``--output-dir``, default ``examples/output/``):
 ``char_lm[_quick]_<backend>.json`` (settings, per-epoch curves, results) and
-``char_lm[_quick]_<backend>.png`` (validation BPC per epoch).
+``char_lm[_quick]_<backend>.png`` (training loss and validation BPC per
+epoch). Both are rewritten after every variant.
 
 Usage::
 
