@@ -50,7 +50,7 @@ gradient-norm clipping at 1.0, the same number of epochs for every variant.
 * Full mode (default): the whole corpus, E=64, 256 units, windows of 100
   characters, batch 32, learning rate 4e-3, 8 epochs. On the project's
   shared 2-core CPU one epoch of the baseline took 55 s with JAX, so the
-  five variants take about 45 minutes there.
+  five variants should take about 45 minutes there (not run to the end).
 * The run in ``docs/results.md`` uses ``--max-chars 200000 --epochs 20``
   (same model): on this smaller corpus the unregularized model starts to
   overfit within the budget, which is when regularizers should help. It
