@@ -26,23 +26,24 @@ from keras_recdrop import _validation
 from keras_recdrop import noise as noise_lib
 
 
-def _masked_parts(x, masks, num_gates):
+def _masked_parts(x, masks, num_gates, time_major=False):
     """`x * m_k` for every gate; `x` is one step or a whole sequence.
 
     `masks` is `None` or `(G, batch, features)`; for a sequence
-    `(batch, timesteps, features)` the per-sequence mask of a sample
-    multiplies all its steps.
+    `(batch, timesteps, features)` (`(timesteps, batch, features)` if
+    `time_major`) the per-sequence mask of a sample multiplies all its
+    steps.
     """
     if masks is None:
         return [x] * num_gates
     if len(x.shape) == 3:
-        masks = ops.expand_dims(masks, 2)
+        masks = ops.expand_dims(masks, 1 if time_major else 2)
     if masks.shape[0] == 1:
         return [x * masks[0]] * num_gates
     return [x * masks[k] for k in range(num_gates)]
 
 
-def split_projections(x, kernel, masks, num_gates):
+def split_projections(x, kernel, masks, num_gates, time_major=False):
     """Mode 1: the products `(x * m_k) W_k`, one per gate, without bias.
 
     `masks` is `None` or a tensor `(G, batch, features)` with `G` either 1
@@ -51,11 +52,11 @@ def split_projections(x, kernel, masks, num_gates):
     Returns a list of tensors.
     """
     blocks = ops.split(kernel, num_gates, axis=1)
-    parts = _masked_parts(x, masks, num_gates)
+    parts = _masked_parts(x, masks, num_gates, time_major)
     return [ops.matmul(parts[k], blocks[k]) for k in range(num_gates)]
 
 
-def fused_projection(x, kernel, masks, num_gates):
+def fused_projection(x, kernel, masks, num_gates, time_major=False):
     """Mode 2: the same products as one `(batch, num_gates * units)` tensor.
 
     One product when the mask is shared or absent; with per-gate masks each
@@ -66,9 +67,9 @@ def fused_projection(x, kernel, masks, num_gates):
     `docs/benchmarks.md`.)
     """
     if masks is None or masks.shape[0] == 1:
-        return ops.matmul(_masked_parts(x, masks, 1)[0], kernel)
+        return ops.matmul(_masked_parts(x, masks, 1, time_major)[0], kernel)
     return ops.concatenate(
-        split_projections(x, kernel, masks, num_gates), axis=-1
+        split_projections(x, kernel, masks, num_gates, time_major), axis=-1
     )
 
 
@@ -207,8 +208,10 @@ class RegularizedCellBase(keras.layers.Layer, DropoutRNNCell):
             )
         return getattr(self, "_recurrent_dropout_mask", None)
 
-    def input_projection(self, sequences, training):
+    def input_projection(self, sequences, training, time_major=False):
         """`(x_t * m^x_k) W_k` for every step and gate: `(B, T, G * U)`.
+
+        (`(T, B, G * U)` from time-major `sequences` `(T, B, D)`.)
 
         The input half of every gate pre-activation, without bias. It does
         not depend on the state, so `keras_recdrop.RNN` computes it for the
@@ -218,8 +221,13 @@ class RegularizedCellBase(keras.layers.Layer, DropoutRNNCell):
         ones the cell uses at every step, so the result is the same in both
         `implementation` modes and equal to the per-step products.
         """
-        masks = self.get_dropout_mask(sequences[:, 0]) if training else None
-        return fused_projection(sequences, self.kernel, masks, self.num_gates)
+        masks = None
+        if training:
+            first = sequences[0] if time_major else sequences[:, 0]
+            masks = self.get_dropout_mask(first)
+        return fused_projection(
+            sequences, self.kernel, masks, self.num_gates, time_major
+        )
 
     def _input_parts(self, inputs, input_masks):
         """The per-gate input products of one step, as a list.
@@ -257,28 +265,39 @@ class RegularizedCellBase(keras.layers.Layer, DropoutRNNCell):
         """
         return ()
 
+    def step_noise_channels(self, noise, training):
+        """Splits drawn noise into the channels `call` reads.
+
+        `noise` is the boolean tensor of `draw_step_noise`, for one step
+        `(batch, width)` or for a whole sequence `(T, batch, width)`.
+        Returns a dict of channel name to tensor. `keras_recdrop.RNN` calls
+        this once for the sequence, before the loop, so the loop body only
+        reads its rows; subclasses may also convert a channel there into
+        the form they use (Semeniuta's scaled mask).
+        """
+        return noise_lib.split_step_noise(self.step_noise_spec(training), noise)
+
     def _current_step_noise(self, step_input, training):
         """This step's noise channels, or `None` if the cell needs none."""
         spec = self.step_noise_spec(training)
         if not spec:
             return None
-        noise = self._step_noise
-        if noise is None:
-            if noise_lib.inside_jax_loop_trace(step_input, self.seed_generator):
-                raise RuntimeError(
-                    f"{type(self).__name__} needs fresh noise at every time "
-                    "step, which cannot be drawn inside a JAX `lax.scan` "
-                    "loop: the body is traced once, so the noise would "
-                    "repeat at every step. Wrap the cell in "
-                    "`keras_recdrop.RNN` instead of `keras.layers.RNN` (it "
-                    "draws the noise of all steps before the loop), or pass "
-                    "`unroll=True`."
-                )
-            batch = ops.shape(step_input)[0]
-            noise = noise_lib.draw_step_noise(
-                spec, (batch,), self.seed_generator
+        if self._step_noise is not None:
+            # Drawn and split before the loop by `keras_recdrop.RNN`.
+            return self._step_noise
+        if noise_lib.inside_jax_loop_trace(step_input, self.seed_generator):
+            raise RuntimeError(
+                f"{type(self).__name__} needs fresh noise at every time "
+                "step, which cannot be drawn inside a JAX `lax.scan` "
+                "loop: the body is traced once, so the noise would "
+                "repeat at every step. Wrap the cell in "
+                "`keras_recdrop.RNN` instead of `keras.layers.RNN` (it "
+                "draws the noise of all steps before the loop), or pass "
+                "`unroll=True`."
             )
-        return noise_lib.split_step_noise(spec, noise)
+        batch = ops.shape(step_input)[0]
+        noise = noise_lib.draw_step_noise(spec, (batch,), self.seed_generator)
+        return self.step_noise_channels(noise, training)
 
     def computes_plain_rnn(self, training):
         """Whether a call computes the plain LSTM/GRU: no noise, no blend.

@@ -116,24 +116,40 @@ class RNN(keras.layers.RNN):
                 sequences, initial_state, mask, training=training
             )
 
+        # Everything the loop reads is built time-major, as the backend
+        # loops iterate, so that no large tensor is transposed: the raw
+        # sequence (D features) is transposed once, the projection (4U or
+        # 3U) and the noise are made in the loop's layout.
         batch = ops.shape(sequences)[0]
         noise = tuple(
-            noise_lib.draw_step_noise(
-                cell.step_noise_spec(True),
-                (batch, timesteps),
-                cell.seed_generator,
+            cell.step_noise_channels(
+                noise_lib.draw_step_noise(
+                    cell.step_noise_spec(training),
+                    (timesteps, batch),
+                    cell.seed_generator,
+                ),
+                training,
             )
             for cell in noisy
         )
+        sequences = ops.swapaxes(sequences, 0, 1)
+        if mask is not None:
+            mask = ops.swapaxes(mask, 0, 1)
         if project:
             # The input half of every gate, for all steps at once.
-            sequences = self.cell.input_projection(sequences, training)
+            sequences = self.cell.input_projection(
+                sequences, training, time_major=True
+            )
         cell_kwargs = {}
         if self.cell._call_has_training_arg:
             cell_kwargs["training"] = training
 
+        # The backends' unrolled loops take a flat tuple of sequences only.
+        flat_noise = tuple(tree.flatten(noise))
+
         def step(inputs, states):
-            step_input, *step_noise = inputs
+            step_input, *flat_step_noise = inputs
+            step_noise = tree.pack_sequence_as(noise, flat_step_noise)
             for cell, cell_noise in zip(noisy, step_noise, strict=True):
                 cell._step_noise = cell_noise
             if keras.backend.backend() == "torch" and self.stateful:
@@ -148,17 +164,19 @@ class RNN(keras.layers.RNN):
         if project:
             self.cell._inputs_projected = True
         try:
-            return backend_rnn(
+            last_output, outputs, states = backend_rnn(
                 step,
-                (sequences,) + noise,
+                (sequences,) + flat_noise,
                 initial_state,
                 go_backwards=self.go_backwards,
                 mask=mask,
                 unroll=self.unroll,
                 input_length=timesteps,
+                time_major=True,
                 zero_output_for_mask=self.zero_output_for_mask,
                 return_all_outputs=self.return_sequences,
             )
+            return last_output, ops.swapaxes(outputs, 0, 1), states
         finally:
             if project:
                 self.cell._inputs_projected = False

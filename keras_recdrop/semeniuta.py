@@ -40,14 +40,21 @@ class Semeniuta:
             return (("keep_g", 1.0 - self.recurrent_dropout, self.units),)
         return ()
 
+    def step_noise_channels(self, noise, training):
+        # The boolean keep decisions become the inverted-dropout mask
+        # `{0, 1/(1-p)}` here, once for the whole sequence when
+        # `keras_recdrop.RNN` pre-draws it, so a step is one product.
+        channels = super().step_noise_channels(noise, training)
+        scale = noise_lib.inverted_dropout_scale(self.recurrent_dropout)
+        keep = ops.cast(channels["keep_g"], self.compute_dtype)
+        return {"keep_g": keep * ops.cast(scale, self.compute_dtype)}
+
     def _candidate(self, candidate, recurrent_masks, noise, training):
         if not training or self.recurrent_dropout == 0:
             return candidate
         if not self.per_step:
             return candidate * recurrent_masks[0]
-        scale = noise_lib.inverted_dropout_scale(self.recurrent_dropout)
-        keep = ops.cast(noise["keep_g"], candidate.dtype)
-        return candidate * (keep * ops.cast(scale, candidate.dtype))
+        return candidate * noise["keep_g"]
 
     def get_config(self):
         return {**super().get_config(), "per_step": self.per_step}
