@@ -26,37 +26,26 @@ from keras_recdrop import _validation
 from keras_recdrop import noise as noise_lib
 
 
-def _masked_parts(x, masks, num_gates, time_major=False):
-    """`x * m_k` for every gate; `x` is one step or a whole sequence.
-
-    `masks` is `None` or `(G, batch, features)`; for a sequence
-    `(batch, timesteps, features)` (`(timesteps, batch, features)` if
-    `time_major`) the per-sequence mask of a sample multiplies all its
-    steps.
-    """
+def _masked_parts(x, masks, num_gates):
     if masks is None:
         return [x] * num_gates
-    if len(x.shape) == 3:
-        masks = ops.expand_dims(masks, 1 if time_major else 2)
     if masks.shape[0] == 1:
         return [x * masks[0]] * num_gates
     return [x * masks[k] for k in range(num_gates)]
 
 
-def split_projections(x, kernel, masks, num_gates, time_major=False):
+def split_projections(x, kernel, masks, num_gates):
     """Mode 1: the products `(x * m_k) W_k`, one per gate, without bias.
 
     `masks` is `None` or a tensor `(G, batch, features)` with `G` either 1
-    (one mask for all gates) or `num_gates`. `x` is one step
-    `(batch, features)` or a sequence `(batch, timesteps, features)`.
-    Returns a list of tensors.
+    (one mask for all gates) or `num_gates`. Returns a list of tensors.
     """
     blocks = ops.split(kernel, num_gates, axis=1)
-    parts = _masked_parts(x, masks, num_gates, time_major)
+    parts = _masked_parts(x, masks, num_gates)
     return [ops.matmul(parts[k], blocks[k]) for k in range(num_gates)]
 
 
-def fused_projection(x, kernel, masks, num_gates, time_major=False):
+def fused_projection(x, kernel, masks, num_gates):
     """Mode 2: the same products as one `(batch, num_gates * units)` tensor.
 
     One product when the mask is shared or absent; with per-gate masks each
@@ -67,9 +56,9 @@ def fused_projection(x, kernel, masks, num_gates, time_major=False):
     `docs/benchmarks.md`.)
     """
     if masks is None or masks.shape[0] == 1:
-        return ops.matmul(_masked_parts(x, masks, 1, time_major)[0], kernel)
+        return ops.matmul(_masked_parts(x, masks, 1)[0], kernel)
     return ops.concatenate(
-        split_projections(x, kernel, masks, num_gates, time_major), axis=-1
+        split_projections(x, kernel, masks, num_gates), axis=-1
     )
 
 
@@ -148,9 +137,6 @@ class RegularizedCellBase(keras.layers.Layer, DropoutRNNCell):
         self.output_size = self.units
         # Per-step noise of the current step, set by `keras_recdrop.RNN`.
         self._step_noise = None
-        # True while `keras_recdrop.RNN` feeds `input_projection` of the
-        # whole sequence instead of the raw inputs (see `call`).
-        self._inputs_projected = False
 
     def _check_step_shape(self, input_shape):
         if len(input_shape) != 2:
@@ -208,41 +194,15 @@ class RegularizedCellBase(keras.layers.Layer, DropoutRNNCell):
             )
         return getattr(self, "_recurrent_dropout_mask", None)
 
-    def input_projection(self, sequences, training, time_major=False):
-        """`(x_t * m^x_k) W_k` for every step and gate: `(B, T, G * U)`.
+    def _gate_products(self, x, kernel, masks):
+        """The per-gate products `(x * m_k) K_k` of one step, as a list.
 
-        (`(T, B, G * U)` from time-major `sequences` `(T, B, D)`.)
-
-        The input half of every gate pre-activation, without bias. It does
-        not depend on the state, so `keras_recdrop.RNN` computes it for the
-        whole sequence with one product per mask before the time loop (as
-        fused cuDNN kernels do) and feeds its rows to `call`, which then
-        skips its own input product. The per-sequence input masks are the
-        ones the cell uses at every step, so the result is the same in both
-        `implementation` modes and equal to the per-step products.
+        Split products in mode 1, one fused product split in mode 2.
         """
-        masks = None
-        if training:
-            first = sequences[0] if time_major else sequences[:, 0]
-            masks = self.get_dropout_mask(first)
-        return fused_projection(
-            sequences, self.kernel, masks, self.num_gates, time_major
-        )
-
-    def _input_parts(self, inputs, input_masks):
-        """The per-gate input products of one step, as a list.
-
-        `inputs` is the raw step input, or a row of `input_projection`
-        while `_inputs_projected` is set.
-        """
-        if self._inputs_projected:
-            return ops.split(inputs, self.num_gates, axis=-1)
         if self.implementation == 1:
-            return split_projections(
-                inputs, self.kernel, input_masks, self.num_gates
-            )
+            return split_projections(x, kernel, masks, self.num_gates)
         return ops.split(
-            fused_projection(inputs, self.kernel, input_masks, self.num_gates),
+            fused_projection(x, kernel, masks, self.num_gates),
             self.num_gates,
             axis=-1,
         )
@@ -251,10 +211,10 @@ class RegularizedCellBase(keras.layers.Layer, DropoutRNNCell):
         """`(input_masks, recurrent_masks)` for this step (`None`: none)."""
         if not training:
             return None, None
-        input_masks = None
-        if not self._inputs_projected:
-            input_masks = self.get_dropout_mask(inputs)
-        return input_masks, self.get_recurrent_dropout_mask(h_tm1)
+        return (
+            self.get_dropout_mask(inputs),
+            self.get_recurrent_dropout_mask(h_tm1),
+        )
 
     # ------------------------------------------------------- per-step noise
     def step_noise_spec(self, training):

@@ -63,11 +63,6 @@ class GRUCellBase(RegularizedCellBase):
             return self.bias, None
         return self.bias[0], self.bias[1]
 
-    def _projections(self, x, kernel, masks):
-        if self.implementation == 1:
-            return split_projections(x, kernel, masks, 3)
-        return ops.split(fused_projection(x, kernel, masks, 3), 3, axis=1)
-
     def call(self, inputs, states, training=False):
         nested = isinstance(states, (list, tuple))
         h_tm1 = states[0] if nested else states
@@ -80,12 +75,12 @@ class GRUCellBase(RegularizedCellBase):
         noise = self._current_step_noise(inputs, training)
         input_bias, recurrent_bias = self._biases()
 
-        x_z, x_r, x_h = self._input_parts(inputs, input_masks)
+        x_z, x_r, x_h = self._gate_products(inputs, self.kernel, input_masks)
         if input_bias is not None:
             b_z, b_r, b_h = ops.split(input_bias, 3, axis=0)
             x_z, x_r, x_h = x_z + b_z, x_r + b_r, x_h + b_h
         if self.reset_after:
-            u_z, u_r, u_h = self._projections(
+            u_z, u_r, u_h = self._gate_products(
                 h_tm1, self.recurrent_kernel, state_masks
             )
             if recurrent_bias is not None:

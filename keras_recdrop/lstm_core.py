@@ -83,17 +83,14 @@ class LSTMCellBase(RegularizedCellBase):
         self, inputs, h_tm1, input_masks, state_masks, recurrent_kernel
     ):
         if self.implementation == 1:
-            x_parts = self._input_parts(inputs, input_masks)
+            x_parts = self._gate_products(inputs, self.kernel, input_masks)
             h_parts = split_projections(h_tm1, recurrent_kernel, state_masks, 4)
             z = [a + b for a, b in zip(x_parts, h_parts, strict=True)]
             if self.bias is not None:
                 biases = ops.split(self.bias, 4, axis=0)
                 z = [z_k + b_k for z_k, b_k in zip(z, biases, strict=True)]
             return z
-        if self._inputs_projected:
-            z = inputs
-        else:
-            z = fused_projection(inputs, self.kernel, input_masks, 4)
+        z = fused_projection(inputs, self.kernel, input_masks, 4)
         z = z + fused_projection(h_tm1, recurrent_kernel, state_masks, 4)
         if self.bias is not None:
             z = z + self.bias

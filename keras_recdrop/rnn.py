@@ -93,10 +93,6 @@ class RNN(keras.layers.RNN):
             return
         super()._maybe_config_dropout_masks(cell, input_sequence, input_state)
 
-    def _projects_inputs(self):
-        """Whether the cell's input products can be taken out of the loop."""
-        return getattr(self.cell, "input_projection", None) is not None
-
     def inner_loop(self, sequences, initial_state, mask, training=False):
         training = bool(training)
         timesteps = sequences.shape[1]
@@ -110,16 +106,14 @@ class RNN(keras.layers.RNN):
             # A dynamic length (only possible on TensorFlow and PyTorch,
             # whose loops draw per-step noise correctly inside the loop).
             noisy = []
-        project = self._projects_inputs()
-        if not noisy and not project:
+        if not noisy:
             return super().inner_loop(
                 sequences, initial_state, mask, training=training
             )
 
-        # Everything the loop reads is built time-major, as the backend
-        # loops iterate, so that no large tensor is transposed: the raw
-        # sequence (D features) is transposed once, the projection (4U or
-        # 3U) and the noise are made in the loop's layout.
+        # The backend loops iterate over time-major sequences: the noise is
+        # drawn in that layout instead of being drawn batch-major and
+        # transposed.
         batch = ops.shape(sequences)[0]
         noise = tuple(
             cell.step_noise_channels(
@@ -135,11 +129,6 @@ class RNN(keras.layers.RNN):
         sequences = ops.swapaxes(sequences, 0, 1)
         if mask is not None:
             mask = ops.swapaxes(mask, 0, 1)
-        if project:
-            # The input half of every gate, for all steps at once.
-            sequences = self.cell.input_projection(
-                sequences, training, time_major=True
-            )
         cell_kwargs = {}
         if self.cell._call_has_training_arg:
             cell_kwargs["training"] = training
@@ -161,8 +150,6 @@ class RNN(keras.layers.RNN):
 
         if not tree.is_nested(initial_state):
             initial_state = [initial_state]
-        if project:
-            self.cell._inputs_projected = True
         try:
             last_output, outputs, states = backend_rnn(
                 step,
@@ -178,7 +165,5 @@ class RNN(keras.layers.RNN):
             )
             return last_output, ops.swapaxes(outputs, 0, 1), states
         finally:
-            if project:
-                self.cell._inputs_projected = False
             for cell in noisy:
                 cell._step_noise = None

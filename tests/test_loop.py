@@ -1,9 +1,9 @@
-"""`keras_recdrop.RNN`'s loop: what it moves out of the time loop.
+"""`keras_recdrop.RNN`'s loop against `keras.layers.RNN`'s.
 
-Two things happen before the loop that a plain `keras.layers.RNN` does
-inside it or not at all: the input half of every gate, `(x_t * m_k) W_k`,
-is computed for the whole sequence at once, and no mask is drawn for a call
-at inference. Both must leave the computed function unchanged.
+`keras_recdrop.RNN` runs its own loop (time-major noise, noise channels
+prepared before the loop) and draws no mask for a call at inference. With
+per-sequence masks only, both loops must compute the same function from the
+same seed.
 """
 
 import keras
@@ -63,10 +63,8 @@ def _run(layer_cls, cell, x, weights, training, **kwargs):
 
 @pytest.mark.parametrize("implementation", [1, 2])
 @pytest.mark.parametrize("name", sorted(PER_SEQUENCE_CONFIGS))
-def test_input_products_taken_out_of_the_loop_equal_the_per_step_products(
-    name, implementation
-):
-    """Same seed, same masks: hoisted and per-step products agree."""
+def test_recdrop_loop_equals_keras_loop_for_the_same_seed(name, implementation):
+    """Same seed, same per-sequence masks: the same outputs."""
     cls, kwargs = PER_SEQUENCE_CONFIGS[name]
     x = _inputs()
     probe = keras.layers.RNN(cls(4, **kwargs))
@@ -76,17 +74,19 @@ def test_input_products_taken_out_of_the_loop_equal_the_per_step_products(
     def cell():
         return cls(4, seed=11, implementation=implementation, **kwargs)
 
-    hoisted = _run(kr.RNN, cell(), x, weights, training=True)
-    per_step = _run(keras.layers.RNN, cell(), x, weights, training=True)
+    ours = _run(kr.RNN, cell(), x, weights, training=True)
+    keras_loop = _run(keras.layers.RNN, cell(), x, weights, training=True)
     no_noise = _run(keras.layers.RNN, cell(), x, weights, training=False)
-    np.testing.assert_allclose(hoisted, per_step, atol=1e-5)
+    np.testing.assert_allclose(ours, keras_loop, atol=1e-5)
     # The comparison is between noisy outputs, not two plain LSTMs/GRUs.
-    assert np.abs(hoisted - no_noise).max() > 1e-3
+    assert np.abs(ours - no_noise).max() > 1e-3
 
 
 @pytest.mark.parametrize("go_backwards", [False, True])
-def test_hoisted_inputs_respect_masking_and_direction(go_backwards):
-    """Padded steps and reversed reading see the right projected rows."""
+def test_recdrop_loop_equals_keras_loop_with_masking_and_direction(
+    go_backwards,
+):
+    """Padded steps and reversed reading: the same outputs as Keras's."""
     cls, kwargs = PER_SEQUENCE_CONFIGS["gal_lstm"]
     x = _inputs(batch=4, timesteps=6)
     mask = np.ones((4, 6), dtype=bool)
@@ -101,22 +101,22 @@ def test_hoisted_inputs_respect_masking_and_direction(go_backwards):
         )
         layer.build(x.shape)
         layers.append(layer)
-    hoisted_layer, plain_layer = layers
+    ours_layer, plain_layer = layers
     weights = _weights_of(plain_layer.cell, seed=5)
     for layer in layers:
         layer.cell.set_weights(weights)
     # `keras_recdrop.RNN` derives a backward stream from the seed: give the
     # plain layer's cell the same stream, so both draw the same masks.
     plain_layer.cell.seed_generator.state.assign(
-        hoisted_layer.cell.seed_generator.state.value
+        ours_layer.cell.seed_generator.state.value
     )
-    hoisted = to_numpy(hoisted_layer(x, mask=mask, training=True))
+    ours = to_numpy(ours_layer(x, mask=mask, training=True))
     plain = to_numpy(plain_layer(x, mask=mask, training=True))
-    np.testing.assert_allclose(hoisted, plain, atol=1e-5)
+    np.testing.assert_allclose(ours, plain, atol=1e-5)
     inference = to_numpy(plain_layer(x, mask=mask, training=False))
-    assert np.abs(hoisted - inference).max() > 1e-3
+    assert np.abs(ours - inference).max() > 1e-3
     np.testing.assert_allclose(
-        to_numpy(hoisted_layer(x, mask=mask, training=False)),
+        to_numpy(ours_layer(x, mask=mask, training=False)),
         inference,
         atol=1e-5,
     )
