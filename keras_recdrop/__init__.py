@@ -1,8 +1,13 @@
 """keras-recdrop: recurrent dropout done right for Keras 3.
 
-Cells: `ZoneoutLSTMCell` (Krueger et al. 2016), `SemeniutaLSTMCell`
-(Semeniuta et al. 2016), `GalLSTMCell` (Gal & Ghahramani 2016); layer:
-`RNN`, a `keras.layers.RNN` that draws per-step noise before its time loop.
+Cells: `ZoneoutLSTMCell`, `ZoneoutGRUCell` (Krueger et al. 2016),
+`SemeniutaLSTMCell`, `SemeniutaGRUCell` (Semeniuta et al. 2016),
+`GalLSTMCell`, `GalGRUCell` (Gal & Ghahramani 2016), `WeightDropLSTMCell`
+(Merity et al. 2017). Layers: `RNN`, a `keras.layers.RNN` that draws
+per-step noise before its time loop; the ready-made `ZoneoutLSTM`,
+`SemeniutaLSTM`, `GalLSTM`, `WeightDropLSTM`, `ZoneoutGRU`, `SemeniutaGRU`,
+`GalGRU`; `DropoutEmbedding` (embedding dropout) and `NormStabilizer`
+(Krueger & Memisevic 2016).
 """
 
 from keras_recdrop.cell_base import RegularizedCellBase

@@ -40,11 +40,9 @@ class GalLSTMCell(LSTMCellBase):
         implementation: 1 (four split matrix products) or 2 (fused, the
             default). Both compute the same function.
         seed: Integer or `None`. Seed of the cell's random stream.
-        activation, recurrent_activation, use_bias, kernel_initializer,
-        recurrent_initializer, bias_initializer, unit_forget_bias,
-        kernel_regularizer, recurrent_regularizer, bias_regularizer,
-        kernel_constraint, recurrent_constraint, bias_constraint: as in
-            `keras.layers.LSTMCell`.
+        Other arguments: as in `keras.layers.LSTMCell` (`activation`,
+            `recurrent_activation`, `use_bias`, the initializers,
+            `unit_forget_bias`, regularizers and constraints).
 
     Call arguments:
         inputs: A 2D tensor `(batch, features)`.

@@ -125,8 +125,11 @@ class SemeniutaGRUCell(Semeniuta, GRUCellBase):
         dropout: Float in `[0, 1)`. Per-sequence input dropout.
         per_step: Boolean. Fresh candidate mask at every step (default) or
             one per sequence.
-        reset_after, tied_masks, implementation, seed and the other
-        arguments: as in `keras.layers.GRUCell` and `GalGRUCell`.
+        reset_after: Boolean, as in `keras.layers.GRUCell` (default `True`).
+        tied_masks: Boolean. One input mask for all gates if `True`.
+        implementation: 1 (split products) or 2 (fused). Same outputs.
+        seed: Integer or `None`.
+        Other arguments: as in `keras.layers.GRUCell`.
 
     Call arguments:
         inputs: A 2D tensor `(batch, features)`.

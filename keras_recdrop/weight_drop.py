@@ -32,8 +32,10 @@ class WeightDropLSTMCell(LSTMCellBase):
         recurrent_dropout: Float in `[0, 1)`. Per-sequence variational
             dropout on `h_{t-1}`, as in `GalLSTMCell` (AWD-LSTM uses weight
             dropout instead; combining both is allowed).
-        tied_masks, implementation, seed and the other arguments: as in
-            `GalLSTMCell` and `keras.layers.LSTMCell`.
+        tied_masks: Boolean. One dropout mask for all gates if `True`.
+        implementation: 1 (split products) or 2 (fused). Same outputs.
+        seed: Integer or `None`.
+        Other arguments: as in `keras.layers.LSTMCell`.
 
     Call arguments:
         inputs: A 2D tensor `(batch, features)`.
