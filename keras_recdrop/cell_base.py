@@ -4,8 +4,10 @@
 have in common (validated, never clamped), the per-sequence masks drawn in
 the `DropoutRNNCell` hooks that `keras.layers.RNN` calls before its loop,
 the per-step noise protocol read by `keras_recdrop.RNN`, and `get_config`.
-`split_projections` / `fused_projection` are the masked products `x W_k` of
-every gate in implementation mode 1 / 2. The LSTM and GRU arithmetic
+`_products` are the masked products `(x * m_k) W_k` of every gate in
+implementation mode 1 (one product per gate) and 2 (one fused product, or
+one per gate block with per-gate masks), from weights derived once per call
+before the time loop. The LSTM and GRU arithmetic
 (`lstm_core`, `gru_core`) and the regularizers (`zoneout`, `semeniuta`,
 `gal`) build on these.
 """
@@ -34,32 +36,15 @@ def _masked_parts(x, masks, num_gates):
     return [x * masks[k] for k in range(num_gates)]
 
 
-def split_projections(x, kernel, masks, num_gates):
-    """Mode 1: the products `(x * m_k) W_k`, one per gate, without bias.
+def gate_products(x, blocks, masks):
+    """The products `(x * m_k) K_k`, one per gate, without bias (a list).
 
-    `masks` is `None` or a tensor `(G, batch, features)` with `G` either 1
-    (one mask for all gates) or `num_gates`. Returns a list of tensors.
+    `blocks` are the per-gate column blocks `K_k` of a kernel; `masks` is
+    `None` or a tensor `(G, batch, features)` with `G` either 1 (one mask
+    for all gates) or one per block.
     """
-    blocks = ops.split(kernel, num_gates, axis=1)
-    parts = _masked_parts(x, masks, num_gates)
-    return [ops.matmul(parts[k], blocks[k]) for k in range(num_gates)]
-
-
-def fused_projection(x, kernel, masks, num_gates):
-    """Mode 2: the same products as one `(batch, num_gates * units)` tensor.
-
-    One product when the mask is shared or absent; with per-gate masks each
-    gate needs its own masked copy of `x`, so the kernel blocks are
-    multiplied separately and concatenated. (A gate-batched
-    `einsum("gbd,dgu->bgu")` computes the same but made TensorFlow without
-    XLA transpose the kernel at every step, twice as slow; see
-    `docs/benchmarks.md`.)
-    """
-    if masks is None or masks.shape[0] == 1:
-        return ops.matmul(_masked_parts(x, masks, 1)[0], kernel)
-    return ops.concatenate(
-        split_projections(x, kernel, masks, num_gates), axis=-1
-    )
+    parts = _masked_parts(x, masks, len(blocks))
+    return [ops.matmul(p, k) for p, k in zip(parts, blocks, strict=True)]
 
 
 class RegularizedCellBase(keras.layers.Layer, DropoutRNNCell):
@@ -137,6 +122,9 @@ class RegularizedCellBase(keras.layers.Layer, DropoutRNNCell):
         self.output_size = self.units
         # Per-step noise of the current step, set by `keras_recdrop.RNN`.
         self._step_noise = None
+        # Training-time weights derived before the time loop (see
+        # `_prepare_loop_weights`); `None` outside a layer call.
+        self._loop_weights = None
 
     def _check_step_shape(self, input_shape):
         if len(input_shape) != 2:
@@ -186,7 +174,18 @@ class RegularizedCellBase(keras.layers.Layer, DropoutRNNCell):
         return getattr(self, "_dropout_mask", None)
 
     def get_recurrent_dropout_mask(self, step_input):
-        """Per-sequence recurrent masks `(G, batch, units)`, drawn once."""
+        """Per-sequence recurrent masks `(G, batch, units)`, drawn once.
+
+        This is the last hook `keras.layers.RNN` calls before its loop, so
+        the training-time weights are derived here too.
+        """
+        masks = self._recurrent_masks(step_input)
+        if self._loop_weights is None and self.built:
+            self._prepare_loop_weights()
+        return masks
+
+    def _recurrent_masks(self, step_input):
+        """The recurrent masks, drawn on first use and cached."""
         count = self._recurrent_mask_count()
         if getattr(self, "_recurrent_dropout_mask", None) is None and count:
             self._recurrent_dropout_mask = noise_lib.draw_masks(
@@ -194,27 +193,74 @@ class RegularizedCellBase(keras.layers.Layer, DropoutRNNCell):
             )
         return getattr(self, "_recurrent_dropout_mask", None)
 
-    def _gate_products(self, x, kernel, masks):
-        """The per-gate products `(x * m_k) K_k` of one step, as a list.
+    def reset_recurrent_dropout_mask(self):
+        super().reset_recurrent_dropout_mask()
+        self._loop_weights = None
 
-        Split products in mode 1, one fused product split in mode 2.
+    # --------------------------------------------------------------- weights
+    def _step_weight(self, name, training):
+        """The weight `name` as a training or inference step uses it.
+
+        DropConnect overrides this to mask the recurrent kernel.
         """
-        if self.implementation == 1:
-            return split_projections(x, kernel, masks, self.num_gates)
-        return ops.split(
-            fused_projection(x, kernel, masks, self.num_gates),
-            self.num_gates,
-            axis=-1,
-        )
+        return getattr(self, name)
+
+    def _prepare_loop_weights(self):
+        """Derives the weights of training steps once per layer call.
+
+        Called from the pre-loop hook only (a step never keeps derived
+        weights: they would go stale after the next update); cleared by
+        `reset_recurrent_dropout_mask` after the loop.
+
+        Inside a TensorFlow `while_loop`, every tensor a step derives from a
+        weight (a gate block of the kernel, a DropConnect-masked kernel) is
+        a new tensor at every iteration, and the gradient keeps one copy
+        per step: a `(U, 4U)` kernel per step for per-gate masks. Derived
+        here, before the loop, they are loop constants on every backend.
+        """
+        self._loop_weights = {}
+        for name in ("kernel", "recurrent_kernel"):
+            weight = self._step_weight(name, True)
+            blocks = ops.split(weight, self.num_gates, axis=1)
+            self._loop_weights[name] = (weight, blocks)
+
+    def _weight(self, name, training):
+        if training and self._loop_weights is not None:
+            return self._loop_weights[name][0]
+        return self._step_weight(name, training)
+
+    def _weight_blocks(self, name, training):
+        if training and self._loop_weights is not None:
+            return self._loop_weights[name][1]
+        weight = self._step_weight(name, training)
+        return ops.split(weight, self.num_gates, axis=1)
+
+    def _products(self, x, name, masks, training, fused):
+        """The products `(x * m_k) W_k` of every gate for one step.
+
+        `name` is `"kernel"` or `"recurrent_kernel"`. Mode 1 multiplies
+        gate by gate; mode 2 uses one product for a shared or absent mask
+        and one per gate block with per-gate masks (each gate needs its own
+        masked copy of `x`). Returns one `(batch, G * units)` tensor if
+        `fused`, else a list of `G` tensors; both modes give the same
+        values. (A gate-batched `einsum("gbd,dgu->bgu")` computes the same
+        but made TensorFlow without XLA transpose the kernel at every step,
+        twice as slow; see `docs/benchmarks.md`.)
+        """
+        per_gate = masks is not None and masks.shape[0] > 1
+        if self.implementation == 1 or per_gate:
+            parts = gate_products(x, self._weight_blocks(name, training), masks)
+            return ops.concatenate(parts, axis=-1) if fused else parts
+        masked = _masked_parts(x, masks, 1)[0]
+        z = ops.matmul(masked, self._weight(name, training))
+        return z if fused else ops.split(z, self.num_gates, axis=-1)
 
     def _masks(self, inputs, h_tm1, training):
         """`(input_masks, recurrent_masks)` for this step (`None`: none)."""
         if not training:
             return None, None
-        return (
-            self.get_dropout_mask(inputs),
-            self.get_recurrent_dropout_mask(h_tm1),
-        )
+        # Not the pre-loop hook: a step never derives weights to keep.
+        return self.get_dropout_mask(inputs), self._recurrent_masks(h_tm1)
 
     # ------------------------------------------------------- per-step noise
     def step_noise_spec(self, training):

@@ -21,8 +21,7 @@ from keras import ops
 
 from keras_recdrop import _validation
 from keras_recdrop.cell_base import RegularizedCellBase
-from keras_recdrop.cell_base import fused_projection
-from keras_recdrop.cell_base import split_projections
+from keras_recdrop.cell_base import gate_products
 
 
 class GRUCellBase(RegularizedCellBase):
@@ -75,29 +74,26 @@ class GRUCellBase(RegularizedCellBase):
         noise = self._current_step_noise(inputs, training)
         input_bias, recurrent_bias = self._biases()
 
-        x_z, x_r, x_h = self._gate_products(inputs, self.kernel, input_masks)
+        x_z, x_r, x_h = self._products(
+            inputs, "kernel", input_masks, training, fused=False
+        )
         if input_bias is not None:
             b_z, b_r, b_h = ops.split(input_bias, 3, axis=0)
             x_z, x_r, x_h = x_z + b_z, x_r + b_r, x_h + b_h
         if self.reset_after:
-            u_z, u_r, u_h = self._gate_products(
-                h_tm1, self.recurrent_kernel, state_masks
+            u_z, u_r, u_h = self._products(
+                h_tm1, "recurrent_kernel", state_masks, training, fused=False
             )
             if recurrent_bias is not None:
                 c_z, c_r, c_h = ops.split(recurrent_bias, 3, axis=0)
                 u_z, u_r, u_h = u_z + c_z, u_r + c_r, u_h + c_h
         else:
-            # The z and r products come first; u_h needs r.
-            zr_kernel = self.recurrent_kernel[:, : 2 * self.units]
+            # The z and r products come first; the h product needs r.
+            blocks = self._weight_blocks("recurrent_kernel", training)
             zr_masks = state_masks
             if state_masks is not None and state_masks.shape[0] == 3:
                 zr_masks = state_masks[:2]
-            if self.implementation == 1:
-                u_z, u_r = split_projections(h_tm1, zr_kernel, zr_masks, 2)
-            else:
-                u_z, u_r = ops.split(
-                    fused_projection(h_tm1, zr_kernel, zr_masks, 2), 2, axis=1
-                )
+            u_z, u_r = gate_products(h_tm1, blocks[:2], zr_masks)
         z = self.recurrent_activation(x_z + u_z)
         r = self.recurrent_activation(x_r + u_r)
         if self.reset_after:
@@ -106,12 +102,7 @@ class GRUCellBase(RegularizedCellBase):
             h_h = h_tm1
             if state_masks is not None:
                 h_h = h_tm1 * state_masks[-1]
-            candidate = self.activation(
-                x_h
-                + ops.matmul(
-                    r * h_h, self.recurrent_kernel[:, 2 * self.units :]
-                )
-            )
+            candidate = self.activation(x_h + ops.matmul(r * h_h, blocks[2]))
         candidate = self._candidate(candidate, recurrent_masks, noise, training)
         h_new = z * h_tm1 + (1 - z) * candidate
         h = self._next_state({"h": h_tm1}, {"h": h_new}, noise, training)["h"]

@@ -23,8 +23,6 @@ from keras import ops
 
 from keras_recdrop import _validation
 from keras_recdrop.cell_base import RegularizedCellBase
-from keras_recdrop.cell_base import fused_projection
-from keras_recdrop.cell_base import split_projections
 
 
 class LSTMCellBase(RegularizedCellBase):
@@ -75,23 +73,25 @@ class LSTMCellBase(RegularizedCellBase):
             constraint=self.bias_constraint,
         )
 
-    def _recurrent_kernel_value(self, training):
-        """The recurrent kernel used this step (DropConnect masks it)."""
-        return self.recurrent_kernel
-
     def _preactivations(
-        self, inputs, h_tm1, input_masks, state_masks, recurrent_kernel
+        self, inputs, h_tm1, input_masks, state_masks, training
     ):
         if self.implementation == 1:
-            x_parts = self._gate_products(inputs, self.kernel, input_masks)
-            h_parts = split_projections(h_tm1, recurrent_kernel, state_masks, 4)
+            x_parts = self._products(
+                inputs, "kernel", input_masks, training, fused=False
+            )
+            h_parts = self._products(
+                h_tm1, "recurrent_kernel", state_masks, training, fused=False
+            )
             z = [a + b for a, b in zip(x_parts, h_parts, strict=True)]
             if self.bias is not None:
                 biases = ops.split(self.bias, 4, axis=0)
                 z = [z_k + b_k for z_k, b_k in zip(z, biases, strict=True)]
             return z
-        z = fused_projection(inputs, self.kernel, input_masks, 4)
-        z = z + fused_projection(h_tm1, recurrent_kernel, state_masks, 4)
+        z = self._products(inputs, "kernel", input_masks, training, fused=True)
+        z = z + self._products(
+            h_tm1, "recurrent_kernel", state_masks, training, fused=True
+        )
         if self.bias is not None:
             z = z + self.bias
         return ops.split(z, 4, axis=1)
@@ -106,7 +106,7 @@ class LSTMCellBase(RegularizedCellBase):
             h_tm1,
             input_masks,
             recurrent_masks if self._recurrent_masks_on_state else None,
-            self._recurrent_kernel_value(training),
+            training,
         )
         i = self.recurrent_activation(z_i)
         f = self.recurrent_activation(z_f)

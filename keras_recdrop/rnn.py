@@ -87,6 +87,9 @@ class RNN(keras.layers.RNN):
             )
         finally:
             self._training_call = None
+            # Also after an error: masks and weights derived for this call
+            # must not leak into the next one.
+            self._maybe_reset_dropout_masks(self.cell)
 
     def _maybe_config_dropout_masks(self, cell, input_sequence, input_state):
         if getattr(self, "_training_call", None) is False:

@@ -86,10 +86,13 @@ class WeightDropLSTMCell(LSTMCellBase):
             not training or self.weight_dropout == 0
         )
 
-    def _recurrent_kernel_value(self, training):
-        if not training or self.weight_dropout == 0:
-            return self.recurrent_kernel
-        return self.recurrent_kernel * self.get_weight_dropout_mask()
+    def _step_weight(self, name, training):
+        weight = super()._step_weight(name, training)
+        if name != "recurrent_kernel" or not training:
+            return weight
+        if self.weight_dropout == 0:
+            return weight
+        return weight * self.get_weight_dropout_mask()
 
     def get_config(self):
         return {**super().get_config(), "weight_dropout": self.weight_dropout}

@@ -150,3 +150,50 @@ def test_inference_draws_nothing_from_the_seed_stream(cls, kwargs):
     np.testing.assert_array_equal(state(), before)
     layer(x, training=True)
     assert not np.array_equal(state(), before)
+
+
+@pytest.mark.parametrize(
+    "cls, kwargs",
+    [
+        (kr.GalLSTMCell, dict(dropout=0.3, recurrent_dropout=0.4)),
+        (kr.WeightDropLSTMCell, dict(weight_dropout=0.5)),
+        (kr.GalGRUCell, dict(recurrent_dropout=0.4, reset_after=False)),
+    ],
+)
+def test_weights_derived_before_the_loop_do_not_outlive_the_call(cls, kwargs):
+    """Gate blocks and masked kernels are derived per call, then dropped.
+
+    After the weights are set to zero, every product with a weight is zero
+    whatever the masks, so from a non-zero initial state the outputs must
+    equal Keras's own cell with zero weights; a block or masked kernel kept
+    from the call before the update would not.
+    """
+    x = _inputs()
+    rng = np.random.RandomState(8)
+    layer = kr.RNN(cls(4, seed=5, **kwargs))
+    first = to_numpy(layer(x, training=True))
+    is_lstm = isinstance(layer.cell, kr.LSTMCellBase)
+    states = [
+        rng.uniform(-1, 1, (x.shape[0], 4)).astype("float32")
+        for _ in range(2 if is_lstm else 1)
+    ]
+    keras_cell = (
+        keras.layers.LSTMCell(4)
+        if is_lstm
+        else keras.layers.GRUCell(4, reset_after=layer.cell.reset_after)
+    )
+    reference = keras.layers.RNN(keras_cell)
+    reference.build(x.shape)
+    reference.set_weights([np.zeros_like(w) for w in reference.get_weights()])
+    expected = to_numpy(reference(x, initial_state=states))
+    assert np.abs(first - expected).max() > 1e-3
+    layer.cell.set_weights([np.zeros_like(w) for w in layer.get_weights()])
+    np.testing.assert_allclose(
+        to_numpy(layer(x, initial_state=states, training=True)),
+        expected,
+        atol=1e-6,
+    )
+    step_states = states if is_lstm else states[0]
+    output, _ = layer.cell(x[:, 0], step_states, training=True)
+    expected_step = to_numpy(keras_cell(x[:, 0], step_states)[0])
+    np.testing.assert_allclose(to_numpy(output), expected_step, atol=1e-6)
