@@ -94,6 +94,9 @@ import sys
 import time
 
 import numpy as np
+from _cli import non_negative_int
+from _cli import positive_float
+from _cli import positive_int
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -408,42 +411,6 @@ def plot_curves(results, path, title):
 
 
 # --------------------------------------------------------------------- main
-
-
-def positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive integer, got {text!r}"
-        )
-    return value
-
-
-def non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(
-            f"expected a non-negative integer, got {text!r}"
-        )
-    return value
-
-
-def positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(
-            f"expected a positive number, got {text!r}"
-        )
-    return value
 
 
 def machine_description():

@@ -72,6 +72,7 @@ import sys
 import time
 
 import numpy as np
+from _cli import rate
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -253,18 +254,6 @@ def plot(results, path, title):
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-def rate(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(
-            f"expected a probability in [0, 1), got {text!r}"
-        )
-    return value
 
 
 def parse_args(argv=None):
