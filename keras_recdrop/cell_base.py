@@ -120,8 +120,9 @@ class RegularizedCellBase(keras.layers.Layer, DropoutRNNCell):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed=seed)
         self.output_size = self.units
-        # Per-step noise of the current step, set by `keras_recdrop.RNN`.
-        self._step_noise = None
+        # Stateless seed of the current step (`noise.StepSeed`), set by
+        # `keras_recdrop.RNN` inside its loop.
+        self._step_seed = None
         # Training-time weights derived before the time loop (see
         # `_prepare_loop_weights`); `None` outside a layer call.
         self._loop_weights = None
@@ -271,39 +272,32 @@ class RegularizedCellBase(keras.layers.Layer, DropoutRNNCell):
         """
         return ()
 
-    def step_noise_channels(self, noise, training):
-        """Splits drawn noise into the channels `call` reads.
-
-        `noise` is the boolean tensor of `draw_step_noise`, for one step
-        `(batch, width)` or for a whole sequence `(T, batch, width)`.
-        Returns a dict of channel name to tensor. `keras_recdrop.RNN` calls
-        this once for the sequence, before the loop, so the loop body only
-        reads its rows; subclasses may also convert a channel there into
-        the form they use (Semeniuta's scaled mask).
-        """
-        return noise_lib.split_step_noise(self.step_noise_spec(training), noise)
-
     def _current_step_noise(self, step_input, training):
-        """This step's noise channels, or `None` if the cell needs none."""
+        """This step's noise channels, or `None` if the cell needs none.
+
+        Inside `keras_recdrop.RNN` the noise comes from the step's
+        stateless seed; elsewhere from the cell's `SeedGenerator`, which is
+        correct in every loop but a JAX `lax.scan`.
+        """
         spec = self.step_noise_spec(training)
         if not spec:
             return None
-        if self._step_noise is not None:
-            # Drawn and split before the loop by `keras_recdrop.RNN`.
-            return self._step_noise
-        if noise_lib.inside_jax_loop_trace(step_input, self.seed_generator):
-            raise RuntimeError(
-                f"{type(self).__name__} needs fresh noise at every time "
-                "step, which cannot be drawn inside a JAX `lax.scan` "
-                "loop: the body is traced once, so the noise would "
-                "repeat at every step. Wrap the cell in "
-                "`keras_recdrop.RNN` instead of `keras.layers.RNN` (it "
-                "draws the noise of all steps before the loop), or pass "
-                "`unroll=True`."
-            )
+        seed = self._step_seed
+        if seed is None:
+            if noise_lib.inside_jax_loop_trace(step_input, self.seed_generator):
+                raise RuntimeError(
+                    f"{type(self).__name__} needs fresh noise at every time "
+                    "step, which cannot be drawn inside a JAX `lax.scan` "
+                    "loop from its seed generator: the body is traced once, "
+                    "so the noise would repeat at every step. Wrap the cell "
+                    "in `keras_recdrop.RNN` instead of `keras.layers.RNN` "
+                    "(it gives every step a stateless seed of its own), or "
+                    "pass `unroll=True`."
+                )
+            seed = self.seed_generator
         batch = ops.shape(step_input)[0]
-        noise = noise_lib.draw_step_noise(spec, (batch,), self.seed_generator)
-        return self.step_noise_channels(noise, training)
+        noise = noise_lib.draw_step_noise(spec, (batch,), seed)
+        return noise_lib.split_step_noise(spec, noise)
 
     def computes_plain_rnn(self, training):
         """Whether a call computes the plain LSTM/GRU: no noise, no blend.

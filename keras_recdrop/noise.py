@@ -12,11 +12,13 @@ Two kinds of noise exist in recurrent regularizers:
   Semeniuta's `per_step=True` candidate masks): fresh at every step. A draw
   from a `SeedGenerator` inside the loop updates random state inside
   `lax.scan` on JAX, which leaks tracers under `fit` and repeats silently
-  under a jitted `stateless_call`. `keras_recdrop.RNN` therefore draws the
-  noise of *every* step with one call to `draw_step_noise` before the loop
-  and feeds it to the loop as an extra scanned input, so the loop body stays
-  a pure function and the recurrent state stays exactly `[h, c]`
-  (see `docs/design.md`).
+  under a jitted `stateless_call`. `keras_recdrop.RNN` therefore advances
+  each noisy cell's generator once before the loop (`draw_step_seed`) and
+  scans the step index in with the sequence; every step draws its own
+  `(batch, width)` noise from the *stateless* seed `StepSeed(base, t)`
+  (the base with the step index folded in). The loop body stays a pure
+  function, the recurrent state stays exactly `[h, c]`, and no
+  `(T, batch, width)` noise tensor exists (see `docs/design.md`).
 
 Per-step noise is described by a *noise spec*: an ordered tuple of
 `(name, probability_of_true, width)` channels. It is drawn as one boolean
@@ -32,6 +34,8 @@ replica id is folded into the seed of the draw, so every replica draws its
 own masks and noise, reproducibly. Without such a strategy, and on JAX and
 PyTorch, nothing changes (see `docs/scaling.md`).
 """
+
+import collections
 
 import keras
 from keras import ops
@@ -61,20 +65,84 @@ def _tf_replica_id():
     return context.replica_id_in_sync_group
 
 
+class StepSeed(collections.namedtuple("StepSeed", ["base", "step"])):
+    """The stateless seed of one time step: a base seed and a step index.
+
+    `base` is a seed tensor drawn once per layer call before the loop
+    (`draw_step_seed`); `step` is the loop's integer step index, a scalar
+    tensor scanned in with the sequence. Distinct steps get independent
+    streams: the step index is folded into the base with the backend's
+    `fold_in` (a hash of the pair), not added to it, so the seeds of one
+    call never collide with those of the generator's next draws.
+    """
+
+
+def draw_step_seed(seed_generator):
+    """Advances `seed_generator` once; the base of this call's step seeds.
+
+    Inside a multi-replica `tf.distribute` context the replica id is folded
+    in here, so every replica's steps draw their own noise.
+    """
+    base = seed_generator.next()
+    replica = _tf_replica_id()
+    if replica is None:
+        return base
+    import tensorflow as tf
+
+    return tf.random.experimental.stateless_fold_in(
+        tf.cast(base, "int64"), tf.cast(replica, "int64")
+    )
+
+
+def _uniform_at_step(shape, seed):
+    """Float32 uniforms in `[0, 1)` from a `StepSeed`, without any state.
+
+    `keras.random` takes a seed tensor on JAX only and has no `fold_in`,
+    so each backend's own stateless generator is called here (lazy
+    imports: the backend is already imported by Keras; design note in
+    docs/design.md, "Per-step seeds").
+    """
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        base = ops.cast(seed.base, "uint32")
+        key = jax.random.fold_in(base, ops.cast(seed.step, "uint32"))
+        return jax.random.uniform(key, shape, dtype="float32")
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        base = tf.cast(seed.base, "int64")
+        key = tf.random.experimental.stateless_fold_in(
+            base, tf.cast(seed.step, "int64")
+        )
+        return tf.random.stateless_uniform(shape, seed=key, dtype="float32")
+    # PyTorch and NumPy run the loop eagerly: the seed's values are known,
+    # so Keras's own integer-seeded draw is used with the pair hashed into
+    # one 31-bit integer.
+    base = [int(v) for v in ops.convert_to_numpy(seed.base).reshape(-1)]
+    step = int(ops.convert_to_numpy(seed.step))
+    mixed = hash((base[0], base[1], step)) & 0x7FFFFFFF
+    return keras.random.uniform(shape, dtype="float32", seed=mixed)
+
+
 def _uniform(shape, seed):
     """Float32 uniforms in `[0, 1)`, one random call, distinct per replica.
 
-    `seed` is a `keras.random.SeedGenerator` or an int. Outside a
-    multi-replica `tf.distribute` context this is exactly
-    `keras.random.uniform(shape, dtype="float32", seed=seed)`. Inside one,
-    the generator's state is mirrored, so every replica would draw the same
-    numbers: the seed of this draw (advancing the generator exactly as
-    `keras.random.uniform` does) is folded with the replica id, so each
-    replica draws its own stream, and the same seed reproduces them all.
-    (`keras.random.uniform` on the TensorFlow backend accepts only ints and
-    `SeedGenerator`s as seeds, not a seed tensor, so the folded seed is
-    used with TensorFlow's stateless uniform, the op Keras itself uses.)
+    `seed` is a `keras.random.SeedGenerator`, an int or a `StepSeed`.
+    Outside a multi-replica `tf.distribute` context a generator or int seed
+    gives exactly `keras.random.uniform(shape, dtype="float32", seed=seed)`.
+    Inside one, the generator's state is mirrored, so every replica would
+    draw the same numbers: the seed of this draw (advancing the generator
+    exactly as `keras.random.uniform` does) is folded with the replica id,
+    so each replica draws its own stream, and the same seed reproduces them
+    all. (`keras.random.uniform` on the TensorFlow backend accepts only ints
+    and `SeedGenerator`s as seeds, not a seed tensor, so the folded seed is
+    used with TensorFlow's stateless uniform, the op Keras itself uses.) A
+    `StepSeed` already carries the replica id in its base.
     """
+    if isinstance(seed, StepSeed):
+        return _uniform_at_step(shape, seed)
     replica = _tf_replica_id()
     if replica is None:
         return keras.random.uniform(shape, dtype="float32", seed=seed)
@@ -148,10 +216,12 @@ def _thresholds(spec):
 def draw_step_noise(spec, leading_shape, seed):
     """Draws boolean noise for a spec, for every entry of `leading_shape`.
 
-    `leading_shape` is `(batch,)` for one step or `(batch, timesteps)` for a
-    whole sequence drawn before the loop. Channel `k` of the result is
-    `True` with the probability the spec gives it, independently for every
-    sample, step and unit. Returns `None` for an empty spec.
+    `leading_shape` is `(batch,)` for one step. `seed` is the cell's
+    `SeedGenerator` (a stateful draw, for loops where that is correct) or
+    the `StepSeed` of the step. Channel `k` of the result is `True` with the
+    probability the spec gives it, independently for every sample and unit
+    (and, with a fresh seed per step, for every step). Returns `None` for an
+    empty spec.
     """
     if not spec:
         return None

@@ -20,20 +20,22 @@ def _iter_cells(cell):
 
 @keras.saving.register_keras_serializable(package="keras_recdrop")
 class RNN(keras.layers.RNN):
-    """`keras.layers.RNN` that draws the cells' per-step noise before the loop.
+    """`keras.layers.RNN` that gives every time step a stateless noise seed.
 
     Same arguments and behaviour as `keras.layers.RNN`. The difference: for
     every cell of this package that needs fresh noise at each step (zoneout,
-    Semeniuta with `per_step=True`), the noise of all `T` steps is drawn
-    with one random call before the time loop and fed to the loop as an
-    extra input sequence. The loop body is then a pure function of its
-    inputs and of the state `[h, c]`, which makes per-step noise work inside
-    JAX's `lax.scan` (and under `jit_compile`) with the state exactly that of
-    `keras.layers.LSTMCell`. Works with `StackedRNNCells`, masking,
-    `go_backwards`, `stateful` and `keras.layers.Bidirectional`. With
-    `go_backwards=True` a seeded cell's random stream is derived from its
-    seed, so the two directions of a `Bidirectional` draw different masks
-    (Keras copies the seed into both).
+    Semeniuta with `per_step=True`), the cell's seed generator advances once
+    before the time loop, the step index is scanned in with the sequence,
+    and each step draws its own noise from a stateless seed made of the two
+    (`keras_recdrop.noise.StepSeed`). The loop body is then a pure function
+    of its inputs and of the state `[h, c]`, which makes per-step noise work
+    inside JAX's `lax.scan` (and under `jit_compile`) with the state exactly
+    that of `keras.layers.LSTMCell`, and no `(T, batch, units)` noise tensor
+    is ever built. A call at inference draws nothing. Works with
+    `StackedRNNCells`, masking, `go_backwards`, `stateful` and
+    `keras.layers.Bidirectional`. With `go_backwards=True` a seeded cell's
+    random stream is derived from its seed, so the two directions of a
+    `Bidirectional` draw different masks (Keras copies the seed into both).
 
     With `keras.layers.RNN` the same cells draw their per-step noise inside
     the loop instead: this works on TensorFlow, PyTorch and unrolled JAX
@@ -114,36 +116,27 @@ class RNN(keras.layers.RNN):
                 sequences, initial_state, mask, training=training
             )
 
-        # The backend loops iterate over time-major sequences: the noise is
-        # drawn in that layout instead of being drawn batch-major and
-        # transposed.
-        batch = ops.shape(sequences)[0]
-        noise = tuple(
-            cell.step_noise_channels(
-                noise_lib.draw_step_noise(
-                    cell.step_noise_spec(training),
-                    (timesteps, batch),
-                    cell.seed_generator,
-                ),
-                training,
-            )
-            for cell in noisy
+        # Each noisy cell's generator advances once per call; every step
+        # draws its own noise from that base and the step index, which is
+        # scanned in with the (time-major) sequence.
+        bases = tuple(
+            noise_lib.draw_step_seed(cell.seed_generator) for cell in noisy
         )
         sequences = ops.swapaxes(sequences, 0, 1)
         if mask is not None:
             mask = ops.swapaxes(mask, 0, 1)
+        # `(T, 1, 1)`: TensorFlow's loop takes only inputs of rank >= 3.
+        step_indices = ops.reshape(
+            ops.arange(timesteps, dtype="int32"), (timesteps, 1, 1)
+        )
         cell_kwargs = {}
         if self.cell._call_has_training_arg:
             cell_kwargs["training"] = training
 
-        # The backends' unrolled loops take a flat tuple of sequences only.
-        flat_noise = tuple(tree.flatten(noise))
-
         def step(inputs, states):
-            step_input, *flat_step_noise = inputs
-            step_noise = tree.pack_sequence_as(noise, flat_step_noise)
-            for cell, cell_noise in zip(noisy, step_noise, strict=True):
-                cell._step_noise = cell_noise
+            step_input, step_index = inputs
+            for cell, base in zip(noisy, bases, strict=True):
+                cell._step_seed = noise_lib.StepSeed(base, step_index[0, 0])
             if keras.backend.backend() == "torch" and self.stateful:
                 states = tree.map_structure(ops.copy, states)
             output, new_states = self.cell(step_input, states, **cell_kwargs)
@@ -156,7 +149,7 @@ class RNN(keras.layers.RNN):
         try:
             last_output, outputs, states = backend_rnn(
                 step,
-                (sequences,) + flat_noise,
+                (sequences, step_indices),
                 initial_state,
                 go_backwards=self.go_backwards,
                 mask=mask,
@@ -169,4 +162,4 @@ class RNN(keras.layers.RNN):
             return last_output, ops.swapaxes(outputs, 0, 1), states
         finally:
             for cell in noisy:
-                cell._step_noise = None
+                cell._step_seed = None

@@ -40,21 +40,15 @@ class Semeniuta:
             return (("keep_g", 1.0 - self.recurrent_dropout, self.units),)
         return ()
 
-    def step_noise_channels(self, noise, training):
-        # The boolean keep decisions become the inverted-dropout mask
-        # `{0, 1/(1-p)}` here, once for the whole sequence when
-        # `keras_recdrop.RNN` pre-draws it, so a step is one product.
-        channels = super().step_noise_channels(noise, training)
-        scale = noise_lib.inverted_dropout_scale(self.recurrent_dropout)
-        keep = ops.cast(channels["keep_g"], self.compute_dtype)
-        return {"keep_g": keep * ops.cast(scale, self.compute_dtype)}
-
     def _candidate(self, candidate, recurrent_masks, noise, training):
         if not training or self.recurrent_dropout == 0:
             return candidate
         if not self.per_step:
             return candidate * recurrent_masks[0]
-        return candidate * noise["keep_g"]
+        # `where` rather than a product with a float mask: the gradient
+        # then keeps this step's boolean decisions, not a float mask.
+        scale = noise_lib.inverted_dropout_scale(self.recurrent_dropout)
+        return ops.where(noise["keep_g"], candidate * scale, 0.0)
 
     def get_config(self):
         return {**super().get_config(), "per_step": self.per_step}
