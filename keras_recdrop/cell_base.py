@@ -28,23 +28,75 @@ from keras_recdrop import _validation
 from keras_recdrop import noise as noise_lib
 
 
+def _per_gate(masks):
+    return masks is not None and len(masks) > 1
+
+
 def _masked_parts(x, masks, num_gates):
     if masks is None:
         return [x] * num_gates
-    if masks.shape[0] == 1:
+    if len(masks) == 1:
         return [x * masks[0]] * num_gates
     return [x * masks[k] for k in range(num_gates)]
 
 
-def gate_products(x, blocks, masks):
-    """The products `(x * m_k) K_k`, one per gate, without bias (a list).
+def _per_gate_masked_products(x, masks, blocks):
+    """`concat_k((x * m_k) K_k)` (no bias) for one mask per gate block.
+
+    The value is the plain expression. The gradient is written out so that
+    a step keeps only `x` for the backward pass: the masks and the blocks
+    are loop constants, and the masked copies `x * m_k` (one per gate) are
+    recomputed in the backward pass instead of being stored for every step.
+    Automatic differentiation would keep the `G` masked copies of every
+    step, `G` times the memory of `x`.
+
+        dL/dx   = sum_k (dL/dz_k K_k^T) * m_k
+        dL/dK_k = (x * m_k)^T dL/dz_k
+    """
+    count = len(blocks)
+
+    @ops.custom_gradient
+    def products(x, *masks_and_blocks):
+        masks, blocks = masks_and_blocks[:count], masks_and_blocks[count:]
+        parts = [
+            ops.matmul(x * m, k) for m, k in zip(masks, blocks, strict=True)
+        ]
+        z = ops.concatenate(parts, axis=-1)
+
+        def grad(*args, upstream=None):
+            # Keras's portable signature: the upstream gradient is the one
+            # positional argument (TensorFlow, JAX) or a keyword (PyTorch).
+            if upstream is None:
+                (upstream,) = args
+            upstream_parts = ops.split(upstream, count, axis=-1)
+            dx = None
+            kernel_grads = []
+            for m, k, d in zip(masks, blocks, upstream_parts, strict=True):
+                term = ops.matmul(d, ops.transpose(k)) * m
+                dx = term if dx is None else dx + term
+                kernel_grads.append(ops.matmul(ops.transpose(x * m), d))
+            # The masks are not trained: no gradient.
+            return (dx, *([None] * count), *kernel_grads)
+
+        return z, grad
+
+    return products(x, *masks, *blocks)
+
+
+def gate_products(x, blocks, masks, fused=False):
+    """The products `(x * m_k) K_k`, one per gate, without bias.
 
     `blocks` are the per-gate column blocks `K_k` of a kernel; `masks` is
-    `None` or a tensor `(G, batch, features)` with `G` either 1 (one mask
-    for all gates) or one per block.
+    `None` or a tuple of `G` tensors `(batch, features)`, with `G` either 1
+    (one mask for all gates) or one per block. Returns one
+    `(batch, G * units)` tensor if `fused`, else a list of `G` tensors.
     """
+    if _per_gate(masks):
+        z = _per_gate_masked_products(x, masks, blocks)
+        return z if fused else ops.split(z, len(blocks), axis=-1)
     parts = _masked_parts(x, masks, len(blocks))
-    return [ops.matmul(p, k) for p, k in zip(parts, blocks, strict=True)]
+    parts = [ops.matmul(p, k) for p, k in zip(parts, blocks, strict=True)]
+    return ops.concatenate(parts, axis=-1) if fused else parts
 
 
 class RegularizedCellBase(keras.layers.Layer, DropoutRNNCell):
@@ -163,7 +215,7 @@ class RegularizedCellBase(keras.layers.Layer, DropoutRNNCell):
         return self._mask_count if self.recurrent_dropout > 0 else 0
 
     def get_dropout_mask(self, step_input):
-        """Per-sequence input masks `(G, batch, features)`, drawn once.
+        """Per-sequence input masks, `G` tensors `(batch, features)`.
 
         Called by `keras.layers.RNN` before its time loop; the masks are
         cached until `reset_dropout_mask()`.
@@ -175,7 +227,7 @@ class RegularizedCellBase(keras.layers.Layer, DropoutRNNCell):
         return getattr(self, "_dropout_mask", None)
 
     def get_recurrent_dropout_mask(self, step_input):
-        """Per-sequence recurrent masks `(G, batch, units)`, drawn once.
+        """Per-sequence recurrent masks, `G` tensors `(batch, units)`.
 
         This is the last hook `keras.layers.RNN` calls before its loop, so
         the training-time weights are derived here too.
@@ -248,10 +300,9 @@ class RegularizedCellBase(keras.layers.Layer, DropoutRNNCell):
         but made TensorFlow without XLA transpose the kernel at every step,
         twice as slow; see `docs/benchmarks.md`.)
         """
-        per_gate = masks is not None and masks.shape[0] > 1
-        if self.implementation == 1 or per_gate:
-            parts = gate_products(x, self._weight_blocks(name, training), masks)
-            return ops.concatenate(parts, axis=-1) if fused else parts
+        if self.implementation == 1 or _per_gate(masks):
+            blocks = self._weight_blocks(name, training)
+            return gate_products(x, blocks, masks, fused=fused)
         masked = _masked_parts(x, masks, 1)[0]
         z = ops.matmul(masked, self._weight(name, training))
         return z if fused else ops.split(z, self.num_gates, axis=-1)

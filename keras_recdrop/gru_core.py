@@ -91,7 +91,7 @@ class GRUCellBase(RegularizedCellBase):
             # The z and r products come first; the h product needs r.
             blocks = self._weight_blocks("recurrent_kernel", training)
             zr_masks = state_masks
-            if state_masks is not None and state_masks.shape[0] == 3:
+            if state_masks is not None and len(state_masks) == 3:
                 zr_masks = state_masks[:2]
             u_z, u_r = gate_products(h_tm1, blocks[:2], zr_masks)
         z = self.recurrent_activation(x_z + u_z)

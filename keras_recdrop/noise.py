@@ -166,9 +166,12 @@ def inverted_dropout_scale(rate):
 def draw_masks(count, like, rate, seed, dtype=None):
     """Draws `count` independent inverted-dropout masks shaped like `like`.
 
-    Returns a tensor of shape `(count,) + like.shape` whose entries are
+    Returns a tuple of `count` tensors shaped like `like` whose entries are
     exactly `0` (probability `rate`) or `1 / (1 - rate)`, in `dtype`
-    (default: `like.dtype`). All masks come from a single random call.
+    (default: `like.dtype`). All masks come from a single random call; they
+    are separate tensors so that a time loop reads each as a loop constant
+    (a slice taken inside a TensorFlow loop body is a new tensor at every
+    step, which the gradient would keep).
 
     Args:
         count: Number of masks (1 for a tied mask, 4 for per-gate LSTM
@@ -182,7 +185,8 @@ def draw_masks(count, like, rate, seed, dtype=None):
     shape = (count,) + tuple(ops.shape(like))
     keep = _uniform(shape, seed) >= rate
     scale = ops.cast(inverted_dropout_scale(rate), dtype)
-    return ops.cast(keep, dtype) * scale
+    masks = ops.cast(keep, dtype) * scale
+    return tuple(masks[k] for k in range(count))
 
 
 def reseed_for_backward_direction(cell):
