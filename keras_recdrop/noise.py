@@ -12,13 +12,13 @@ Two kinds of noise exist in recurrent regularizers:
   Semeniuta's `per_step=True` candidate masks): fresh at every step. A draw
   from a `SeedGenerator` inside the loop updates random state inside
   `lax.scan` on JAX, which leaks tracers under `fit` and repeats silently
-  under a jitted `stateless_call`. `keras_recdrop.RNN` therefore advances
-  each noisy cell's generator once before the loop (`draw_step_seed`) and
-  scans the step index in with the sequence; every step draws its own
-  `(batch, width)` noise from the *stateless* seed `StepSeed(base, t)`
-  (the base with the step index folded in). The loop body stays a pure
-  function, the recurrent state stays exactly `[h, c]`, and no
-  `(T, batch, width)` noise tensor exists (see `docs/design.md`).
+  under a jitted `stateless_call`. `keras_recdrop.RNN` therefore draws a
+  table of `T` stateless seeds for each noisy cell before the loop (one
+  random call, `draw_step_seeds`) and scans it in with the sequence; every
+  step draws its own `(batch, width)` noise from its row (`StepSeed`). The
+  loop body stays a pure function, the recurrent state stays exactly
+  `[h, c]`, and no `(T, batch, width)` noise tensor exists (see
+  `docs/design.md`).
 
 Per-step noise is described by a *noise spec*: an ordered tuple of
 `(name, probability_of_true, width)` channels. It is drawn as one boolean
@@ -65,65 +65,67 @@ def _tf_replica_id():
     return context.replica_id_in_sync_group
 
 
-class StepSeed(collections.namedtuple("StepSeed", ["base", "step"])):
-    """The stateless seed of one time step: a base seed and a step index.
+class StepSeed(collections.namedtuple("StepSeed", ["seed"])):
+    """The stateless seed of one time step: an int32 tensor `(2,)`.
 
-    `base` is a seed tensor drawn once per layer call before the loop
-    (`draw_step_seed`); `step` is the loop's integer step index, a scalar
-    tensor scanned in with the sequence. Distinct steps get independent
-    streams: the step index is folded into the base with the backend's
-    `fold_in` (a hash of the pair), not added to it, so the seeds of one
-    call never collide with those of the generator's next draws.
+    One row of the table `draw_step_seeds` draws before the loop. A draw
+    with it reads no random state and writes none.
     """
 
 
-def draw_step_seed(seed_generator):
-    """Advances `seed_generator` once; the base of this call's step seeds.
+_MAX_SEED = 2**31 - 1
 
-    Inside a multi-replica `tf.distribute` context the replica id is folded
-    in here, so every replica's steps draw their own noise.
+
+def draw_step_seeds(seed_generator, timesteps):
+    """The seeds of `timesteps` steps, one random call: int32 `(T, 2)`.
+
+    Advances `seed_generator` once. Each row is a fresh pseudo-random
+    pair, so the streams of different steps (and calls) are unrelated to
+    each other and to the generator's own draws. Inside a multi-replica
+    `tf.distribute` context the replica id is folded into the draw, so
+    every replica's steps get their own seeds.
     """
-    base = seed_generator.next()
+    shape = (timesteps, 2)
     replica = _tf_replica_id()
     if replica is None:
-        return base
+        return keras.random.randint(
+            shape, 0, _MAX_SEED, dtype="int32", seed=seed_generator
+        )
     import tensorflow as tf
 
-    return tf.random.experimental.stateless_fold_in(
-        tf.cast(base, "int64"), tf.cast(replica, "int64")
+    folded = tf.random.experimental.stateless_fold_in(
+        tf.cast(seed_generator.next(), "int64"), tf.cast(replica, "int64")
+    )
+    return tf.random.stateless_uniform(
+        shape, seed=folded, minval=0, maxval=_MAX_SEED, dtype="int32"
     )
 
 
 def _uniform_at_step(shape, seed):
     """Float32 uniforms in `[0, 1)` from a `StepSeed`, without any state.
 
-    `keras.random` takes a seed tensor on JAX only and has no `fold_in`,
-    so each backend's own stateless generator is called here (lazy
-    imports: the backend is already imported by Keras; design note in
-    docs/design.md, "Per-step seeds").
+    `keras.random` takes a seed tensor on JAX only, so the TensorFlow and
+    eager backends are called here (a lazy import on TensorFlow, which
+    Keras has already imported; design note in docs/design.md).
     """
     backend = keras.backend.backend()
     if backend == "jax":
-        import jax
-
-        base = ops.cast(seed.base, "uint32")
-        key = jax.random.fold_in(base, ops.cast(seed.step, "uint32"))
-        return jax.random.uniform(key, shape, dtype="float32")
+        # Keras's JAX backend takes a raw `uint32` key array as the seed.
+        key = ops.cast(seed.seed, "uint32")
+        return keras.random.uniform(shape, dtype="float32", seed=key)
     if backend == "tensorflow":
         import tensorflow as tf
 
-        base = tf.cast(seed.base, "int64")
-        key = tf.random.experimental.stateless_fold_in(
-            base, tf.cast(seed.step, "int64")
+        return tf.random.stateless_uniform(
+            shape, seed=seed.seed, dtype="float32"
         )
-        return tf.random.stateless_uniform(shape, seed=key, dtype="float32")
     # PyTorch and NumPy run the loop eagerly: the seed's values are known,
-    # so Keras's own integer-seeded draw is used with the pair hashed into
-    # one 31-bit integer.
-    base = [int(v) for v in ops.convert_to_numpy(seed.base).reshape(-1)]
-    step = int(ops.convert_to_numpy(seed.step))
-    mixed = hash((base[0], base[1], step)) & 0x7FFFFFFF
-    return keras.random.uniform(shape, dtype="float32", seed=mixed)
+    # so Keras's own integer-seeded draw is used with the pair combined
+    # into one integer.
+    first, second = (int(v) for v in ops.convert_to_numpy(seed.seed))
+    return keras.random.uniform(
+        shape, dtype="float32", seed=(first * 1_000_003 + second) % _MAX_SEED
+    )
 
 
 def _uniform(shape, seed):
@@ -139,7 +141,7 @@ def _uniform(shape, seed):
     all. (`keras.random.uniform` on the TensorFlow backend accepts only ints
     and `SeedGenerator`s as seeds, not a seed tensor, so the folded seed is
     used with TensorFlow's stateless uniform, the op Keras itself uses.) A
-    `StepSeed` already carries the replica id in its base.
+    `StepSeed` already carries the replica id (see `draw_step_seeds`).
     """
     if isinstance(seed, StepSeed):
         return _uniform_at_step(shape, seed)

@@ -24,9 +24,9 @@ class RNN(keras.layers.RNN):
 
     Same arguments and behaviour as `keras.layers.RNN`. The difference: for
     every cell of this package that needs fresh noise at each step (zoneout,
-    Semeniuta with `per_step=True`), the cell's seed generator advances once
-    before the time loop, the step index is scanned in with the sequence,
-    and each step draws its own noise from a stateless seed made of the two
+    Semeniuta with `per_step=True`), a table of `T` stateless seeds is drawn
+    before the time loop with one random call and scanned in with the
+    sequence, and each step draws its own noise from its seed
     (`keras_recdrop.noise.StepSeed`). The loop body is then a pure function
     of its inputs and of the state `[h, c]`, which makes per-step noise work
     inside JAX's `lax.scan` (and under `jit_compile`) with the state exactly
@@ -116,27 +116,27 @@ class RNN(keras.layers.RNN):
                 sequences, initial_state, mask, training=training
             )
 
-        # Each noisy cell's generator advances once per call; every step
-        # draws its own noise from that base and the step index, which is
-        # scanned in with the (time-major) sequence.
-        bases = tuple(
-            noise_lib.draw_step_seed(cell.seed_generator) for cell in noisy
+        # A table of `T` stateless seeds per noisy cell, drawn with one
+        # random call, is scanned in with the (time-major) sequence; each
+        # step draws its own noise from its row. `(T, 1, 2)`: TensorFlow's
+        # loop takes only inputs of rank >= 3.
+        step_seeds = tuple(
+            ops.expand_dims(
+                noise_lib.draw_step_seeds(cell.seed_generator, timesteps), 1
+            )
+            for cell in noisy
         )
         sequences = ops.swapaxes(sequences, 0, 1)
         if mask is not None:
             mask = ops.swapaxes(mask, 0, 1)
-        # `(T, 1, 1)`: TensorFlow's loop takes only inputs of rank >= 3.
-        step_indices = ops.reshape(
-            ops.arange(timesteps, dtype="int32"), (timesteps, 1, 1)
-        )
         cell_kwargs = {}
         if self.cell._call_has_training_arg:
             cell_kwargs["training"] = training
 
         def step(inputs, states):
-            step_input, step_index = inputs
-            for cell, base in zip(noisy, bases, strict=True):
-                cell._step_seed = noise_lib.StepSeed(base, step_index[0, 0])
+            step_input, *seeds = inputs
+            for cell, seed in zip(noisy, seeds, strict=True):
+                cell._step_seed = noise_lib.StepSeed(seed[0])
             if keras.backend.backend() == "torch" and self.stateful:
                 states = tree.map_structure(ops.copy, states)
             output, new_states = self.cell(step_input, states, **cell_kwargs)
@@ -149,7 +149,7 @@ class RNN(keras.layers.RNN):
         try:
             last_output, outputs, states = backend_rnn(
                 step,
-                (sequences, step_indices),
+                (sequences, *step_seeds),
                 initial_state,
                 go_backwards=self.go_backwards,
                 mask=mask,

@@ -156,6 +156,36 @@ def test_inference_draws_nothing_from_the_seed_stream(cls, kwargs):
 @pytest.mark.parametrize(
     "cls, kwargs",
     [
+        (kr.ZoneoutLSTMCell, dict(zoneout_c=0.5, zoneout_h=0.1)),
+        (kr.SemeniutaGRUCell, dict(recurrent_dropout=0.5)),
+    ],
+)
+def test_per_step_noise_takes_one_draw_per_call_from_the_seed_stream(
+    cls, kwargs
+):
+    """All steps' noise comes from one pre-loop draw of step seeds.
+
+    The generator advances by exactly one draw per training call however
+    long the sequence: the steps draw from stateless seeds. (That the
+    noise is fresh at every step is proven in test_semantics.py and
+    test_gru.py.)
+    """
+    x = np.ones((4, 12, 3), dtype="float32")
+    layer = kr.RNN(cls(4, seed=7, **kwargs), return_sequences=True)
+    layer(x[:, :2], training=False)  # builds
+
+    def state():
+        return keras.ops.convert_to_numpy(layer.cell.seed_generator.state)
+
+    for length in (2, 12):
+        before = state()
+        layer(x[:, :length], training=True)
+        np.testing.assert_array_equal(state() - before, [0, 1])
+
+
+@pytest.mark.parametrize(
+    "cls, kwargs",
+    [
         (kr.GalLSTMCell, dict(dropout=0.3, recurrent_dropout=0.4)),
         (kr.WeightDropLSTMCell, dict(weight_dropout=0.5)),
         (kr.GalGRUCell, dict(recurrent_dropout=0.4, reset_after=False)),
