@@ -16,9 +16,10 @@ slow drifts of a shared machine hit all variants alike. Reported: median,
 interquartile range and min/max per variant, and the ratio of medians to the
 plain LSTM and to `LSTM(recurrent_dropout=0.25)`.
 
-Memory: the peak resident-set growth (`ru_maxrss`) of a fresh subprocess per
-variant that builds the model, trains it and predicts with it (see
-`benchmarks/README.md` for why not `tracemalloc`).
+Memory: the peak resident-set growth (`VmHWM`) of a fresh subprocess per
+variant that builds the model, trains it and predicts with it, the median of
+`--memory-repeats` processes (see `benchmarks/README.md` for why not
+`tracemalloc`).
 
 Usage:
 
@@ -126,6 +127,13 @@ def parse_args(argv=None):
         "--no-memory",
         action="store_true",
         help="Skip the per-variant memory subprocesses.",
+    )
+    parser.add_argument(
+        "--memory-repeats",
+        type=int,
+        default=None,
+        help="Fresh processes per variant for memory; the median is "
+        "reported (default 3; 1 with --quick).",
     )
     parser.add_argument(
         "--output",
@@ -342,34 +350,60 @@ def memory_probe(args):
     print(json.dumps({"baseline_mib": before, "peak_mib": after}))
 
 
+def _memory_probe_once(name, shape, args, env):
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--backend",
+        args.backend,
+        "--memory-probe",
+        name,
+        "--shape",
+        ",".join(str(v) for v in shape),
+        "--warmup",
+        str(args.warmup),
+        "--implementation",
+        str(args.implementation),
+    ]
+    proc = subprocess.run(
+        cmd, env=env, capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        return None, proc.stderr[-2000:]
+    probe = json.loads(proc.stdout.strip().splitlines()[-1])
+    return probe["peak_mib"] - probe["baseline_mib"], None
+
+
 def measure_memory(names, shape, args, log):
-    results = {}
+    """Peak-RSS growth per variant: the median of fresh processes.
+
+    One probe varies by a few MiB between processes (allocator and
+    tracing), so each variant runs `--memory-repeats` times, interleaved
+    with the other variants.
+    """
+    repeats = args.memory_repeats or (1 if args.quick else 3)
     env = dict(os.environ, KERAS_BACKEND=args.backend)
+    samples = {name: [] for name in names}
+    for _ in range(repeats):
+        for name in names:
+            growth, error = _memory_probe_once(name, shape, args, env)
+            if error is not None:
+                log(f"  memory probe {name} failed:\n{error}")
+                continue
+            samples[name].append(growth)
+    results = {}
     for name in names:
-        cmd = [
-            sys.executable,
-            os.path.abspath(__file__),
-            "--backend",
-            args.backend,
-            "--memory-probe",
-            name,
-            "--shape",
-            ",".join(str(v) for v in shape),
-            "--warmup",
-            str(args.warmup),
-            "--implementation",
-            str(args.implementation),
-        ]
-        proc = subprocess.run(
-            cmd, env=env, capture_output=True, text=True, check=False
-        )
-        if proc.returncode != 0:
-            log(f"  memory probe {name} failed:\n{proc.stderr[-2000:]}")
+        if not samples[name]:
             continue
-        probe = json.loads(proc.stdout.strip().splitlines()[-1])
-        probe["growth_mib"] = probe["peak_mib"] - probe["baseline_mib"]
-        results[name] = probe
-        log(f"  memory {name:<10} +{probe['growth_mib']:.1f} MiB")
+        results[name] = {
+            "growth_mib": statistics.median(samples[name]),
+            "samples_mib": samples[name],
+        }
+        values = ", ".join(f"{v:.1f}" for v in samples[name])
+        log(
+            f"  memory {name:<10} +{results[name]['growth_mib']:.1f} MiB"
+            f" (median of {values})"
+        )
     return results
 
 
