@@ -110,7 +110,9 @@ class RegularizedCellBase(keras.layers.Layer, DropoutRNNCell):
       `recurrent_dropout > 0`), and `_recurrent_masks_on_state`: whether
       they multiply `h_{t-1}` (Gal) or are used otherwise (Semeniuta).
     * `step_noise_spec(training)`: the per-step noise channels needed.
-    * `_candidate(candidate, recurrent_masks, noise, training)`.
+    * `_update(update, recurrent_masks, noise, training)`: the candidate's
+      contribution to the new state (`i * g` of an LSTM, `(1 - z) * g` of a
+      GRU), which Semeniuta drops.
     * `_next_state(previous, new, noise, training)` on dicts of state
       tensors (`{"h": ..., "c": ...}` for an LSTM, `{"h": ...}` for a GRU).
     """
@@ -360,9 +362,9 @@ class RegularizedCellBase(keras.layers.Layer, DropoutRNNCell):
         return self.dropout == 0 and self.recurrent_dropout == 0
 
     # ----------------------------------------------------------------- hooks
-    def _candidate(self, candidate, recurrent_masks, noise, training):
-        """Transforms the candidate (Semeniuta drops it)."""
-        return candidate
+    def _update(self, update, recurrent_masks, noise, training):
+        """Transforms the candidate's update (Semeniuta drops it)."""
+        return update
 
     def _next_state(self, previous, new, noise, training):
         """The next state from dicts of previous and new state tensors."""

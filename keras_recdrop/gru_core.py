@@ -103,8 +103,10 @@ class GRUCellBase(RegularizedCellBase):
             if state_masks is not None:
                 h_h = h_tm1 * state_masks[-1]
             candidate = self.activation(x_h + ops.matmul(r * h_h, blocks[2]))
-        candidate = self._candidate(candidate, recurrent_masks, noise, training)
-        h_new = z * h_tm1 + (1 - z) * candidate
+        update = self._update(
+            (1 - z) * candidate, recurrent_masks, noise, training
+        )
+        h_new = z * h_tm1 + update
         h = self._next_state({"h": h_tm1}, {"h": h_new}, noise, training)["h"]
         return h, ([h] if nested else h)
 

@@ -5,13 +5,13 @@
 i, f, c, o) and state `[h, c]`:
 
     z_k = (x_t * m^x_k) W_k + (h_{t-1} * m^h_k) U_k + b_k,  k in {i, f, c, o}
-    i = σ(z_i)   f = σ(z_f)   g = candidate(tanh(z_c))   o = σ(z_o)
-    ĉ_t = f * c_{t-1} + i * g
+    i = σ(z_i)   f = σ(z_f)   g = tanh(z_c)   o = σ(z_o)
+    ĉ_t = f * c_{t-1} + update(i * g)
     ĥ_t = o * tanh(ĉ_t)
     (h_t, c_t) = next_state((h_{t-1}, c_{t-1}), (ĥ_t, ĉ_t))
 
 `m^x_k`, `m^h_k` are per-sequence inverted dropout masks (four independent
-masks, or one shared with `tied_masks=True`); `candidate` and `next_state`
+masks, or one shared with `tied_masks=True`); `update` and `next_state`
 are the regularizers' hooks (see `cell_base`). Both `implementation` modes
 compute this same function with the same masks: mode 1 gate by gate, mode 2
 on the `(batch, 4 * units)` pre-activation at once, so recurrent dropout
@@ -110,11 +110,10 @@ class LSTMCellBase(RegularizedCellBase):
         )
         i = self.recurrent_activation(z_i)
         f = self.recurrent_activation(z_f)
-        g = self._candidate(
-            self.activation(z_c), recurrent_masks, noise, training
-        )
+        g = self.activation(z_c)
         o = self.recurrent_activation(z_o)
-        c_new = f * c_tm1 + i * g
+        update = self._update(i * g, recurrent_masks, noise, training)
+        c_new = f * c_tm1 + update
         h_new = o * self.activation(c_new)
         state = self._next_state(
             {"h": h_tm1, "c": c_tm1}, {"h": h_new, "c": c_new}, noise, training

@@ -40,15 +40,18 @@ class Semeniuta:
             return (("keep_g", 1.0 - self.recurrent_dropout, self.units),)
         return ()
 
-    def _candidate(self, candidate, recurrent_masks, noise, training):
+    def _update(self, update, recurrent_masks, noise, training):
+        # The mask multiplies the candidate's update, `m * (i * g)` (LSTM)
+        # or `m * ((1 - z) * g)` (GRU): the same as masking `g` first,
+        # and the products the gradient needs (`i`, `g`, `z`) are kept
+        # anyway, so per step the gradient only adds the boolean decisions
+        # that `where` needs (masking `g` first would also keep `m * g`).
         if not training or self.recurrent_dropout == 0:
-            return candidate
+            return update
         if not self.per_step:
-            return candidate * recurrent_masks[0]
-        # `where` rather than a product with a float mask: the gradient
-        # then keeps this step's boolean decisions, not a float mask.
+            return update * recurrent_masks[0]
         scale = noise_lib.inverted_dropout_scale(self.recurrent_dropout)
-        return ops.where(noise["keep_g"], candidate * scale, 0.0)
+        return ops.where(noise["keep_g"], update * scale, 0.0)
 
     def get_config(self):
         return {**super().get_config(), "per_step": self.per_step}
