@@ -32,12 +32,9 @@ def _per_gate(masks):
     return masks is not None and len(masks) > 1
 
 
-def _masked_parts(x, masks, num_gates):
-    if masks is None:
-        return [x] * num_gates
-    if len(masks) == 1:
-        return [x * masks[0]] * num_gates
-    return [x * masks[k] for k in range(num_gates)]
+def _shared_masked(x, masks):
+    """`x` under no mask or under the one mask shared by every gate."""
+    return x if masks is None else x * masks[0]
 
 
 def _per_gate_masked_products(x, masks, blocks):
@@ -94,8 +91,8 @@ def gate_products(x, blocks, masks, fused=False):
     if _per_gate(masks):
         z = _per_gate_masked_products(x, masks, blocks)
         return z if fused else ops.split(z, len(blocks), axis=-1)
-    parts = _masked_parts(x, masks, len(blocks))
-    parts = [ops.matmul(p, k) for p, k in zip(parts, blocks, strict=True)]
+    masked = _shared_masked(x, masks)
+    parts = [ops.matmul(masked, k) for k in blocks]
     return ops.concatenate(parts, axis=-1) if fused else parts
 
 
@@ -305,8 +302,7 @@ class RegularizedCellBase(keras.layers.Layer, DropoutRNNCell):
         if self.implementation == 1 or _per_gate(masks):
             blocks = self._weight_blocks(name, training)
             return gate_products(x, blocks, masks, fused=fused)
-        masked = _masked_parts(x, masks, 1)[0]
-        z = ops.matmul(masked, self._weight(name, training))
+        z = ops.matmul(_shared_masked(x, masks), self._weight(name, training))
         return z if fused else ops.split(z, self.num_gates, axis=-1)
 
     def _masks(self, inputs, h_tm1, training):
