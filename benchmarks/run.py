@@ -146,6 +146,13 @@ def parse_args(argv=None):
     unknown = set(args.variants.split(",")) - set(VARIANTS)
     if unknown:
         parser.error(f"unknown variants: {sorted(unknown)}")
+    for option in ("rounds", "predict_repeats", "memory_repeats"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            flag = "--" + option.replace("_", "-")
+            parser.error(f"{flag} must be a positive integer; received {value}")
+    if args.warmup is not None and args.warmup < 0:
+        parser.error(f"--warmup must be >= 0; received {args.warmup}")
     names = args.variants.split(",")
     for ref in sorted({VARIANTS[n][2] for n in names}, reverse=True):
         if ref not in names:
