@@ -32,52 +32,77 @@ def _per_gate(masks):
     return masks is not None and len(masks) > 1
 
 
-def _shared_masked(x, masks):
-    """`x` under no mask or under the one mask shared by every gate."""
-    return x if masks is None else x * masks[0]
+def _masked_products(x, masks, kernels):
+    """`concat_k((x * m_k) K_k)` (no bias) under one mask or one per kernel.
 
-
-def _per_gate_masked_products(x, masks, blocks):
-    """`concat_k((x * m_k) K_k)` (no bias) for one mask per gate block.
-
-    The value is the plain expression. The gradient is written out so that
-    a step keeps only `x` for the backward pass: the masks and the blocks
-    are loop constants, and the masked copies `x * m_k` (one per gate) are
-    recomputed in the backward pass instead of being stored for every step.
-    Automatic differentiation would keep the `G` masked copies of every
-    step, `G` times the memory of `x`.
+    `masks` is a tuple of one mask shared by every kernel or of one mask
+    per kernel; `kernels` is the whole kernel (one product) or its gate
+    blocks (one product each). The value is the plain expression. The
+    gradient is written out so that a step keeps only `x` for the backward
+    pass: the masks and kernels are loop constants, and the masked copies
+    `x * m_k` are recomputed in the backward pass instead of being stored
+    for every step. Automatic differentiation would keep the masked copies
+    of every step (on TensorFlow's `while_loop` one more `(batch, units)`
+    tensor per step and mask).
 
         dL/dx   = sum_k (dL/dz_k K_k^T) * m_k
         dL/dK_k = (x * m_k)^T dL/dz_k
     """
-    count = len(blocks)
+    count, mask_count = len(kernels), len(masks)
+    if mask_count not in (1, count):
+        raise ValueError(
+            f"Expected 1 or {count} masks for {count} kernels, got "
+            f"{mask_count}."
+        )
 
     @ops.custom_gradient
-    def products(x, *masks_and_blocks):
-        masks, blocks = masks_and_blocks[:count], masks_and_blocks[count:]
+    def products(x, *masks_and_kernels):
+        masks = masks_and_kernels[:mask_count]
+        kernels = masks_and_kernels[mask_count:]
+
+        def masked_copies():
+            if mask_count == 1:
+                return [x * masks[0]] * count
+            return [x * m for m in masks]
+
         parts = [
-            ops.matmul(x * m, k) for m, k in zip(masks, blocks, strict=True)
+            ops.matmul(xm, k)
+            for xm, k in zip(masked_copies(), kernels, strict=True)
         ]
-        z = ops.concatenate(parts, axis=-1)
+        z = parts[0] if count == 1 else ops.concatenate(parts, axis=-1)
 
         def grad(*args, upstream=None):
             # Keras's portable signature: the upstream gradient is the one
             # positional argument (TensorFlow, JAX) or a keyword (PyTorch).
             if upstream is None:
                 (upstream,) = args
-            upstream_parts = ops.split(upstream, count, axis=-1)
-            dx = None
-            kernel_grads = []
-            for m, k, d in zip(masks, blocks, upstream_parts, strict=True):
-                term = ops.matmul(d, ops.transpose(k)) * m
-                dx = term if dx is None else dx + term
-                kernel_grads.append(ops.matmul(ops.transpose(x * m), d))
+            ups = [upstream] if count == 1 else ops.split(upstream, count, -1)
+            back = [
+                ops.matmul(d, ops.transpose(k))
+                for d, k in zip(ups, kernels, strict=True)
+            ]
+            if mask_count == 1:
+                dx = (back[0] if count == 1 else sum(back[1:], back[0])) * (
+                    masks[0]
+                )
+            else:
+                terms = [b * m for b, m in zip(back, masks, strict=True)]
+                dx = sum(terms[1:], terms[0])
+            kernel_grads = [
+                ops.matmul(ops.transpose(xm), d)
+                for xm, d in zip(masked_copies(), ups, strict=True)
+            ]
             # The masks are not trained: no gradient.
-            return (dx, *([None] * count), *kernel_grads)
+            return (dx, *([None] * mask_count), *kernel_grads)
 
         return z, grad
 
-    return products(x, *masks, *blocks)
+    # A Keras `Variable` (the whole kernel) is read into a tensor (a reshape
+    # to its own shape: no copy on any backend). The backends' custom
+    # gradients take tensors, not variables (PyTorch refuses them,
+    # TensorFlow would ask for their gradients separately).
+    kernels = [ops.reshape(k, ops.shape(k)) for k in kernels]
+    return products(x, *masks, *kernels)
 
 
 def gate_products(x, blocks, masks, fused=False):
@@ -88,12 +113,11 @@ def gate_products(x, blocks, masks, fused=False):
     (one mask for all gates) or one per block. Returns one
     `(batch, G * units)` tensor if `fused`, else a list of `G` tensors.
     """
-    if _per_gate(masks):
-        z = _per_gate_masked_products(x, masks, blocks)
-        return z if fused else ops.split(z, len(blocks), axis=-1)
-    masked = _shared_masked(x, masks)
-    parts = [ops.matmul(masked, k) for k in blocks]
-    return ops.concatenate(parts, axis=-1) if fused else parts
+    if masks is None:
+        parts = [ops.matmul(x, k) for k in blocks]
+        return ops.concatenate(parts, axis=-1) if fused else parts
+    z = _masked_products(x, masks, blocks)
+    return z if fused else ops.split(z, len(blocks), axis=-1)
 
 
 class RegularizedCellBase(keras.layers.Layer, DropoutRNNCell):
@@ -302,7 +326,11 @@ class RegularizedCellBase(keras.layers.Layer, DropoutRNNCell):
         if self.implementation == 1 or _per_gate(masks):
             blocks = self._weight_blocks(name, training)
             return gate_products(x, blocks, masks, fused=fused)
-        z = ops.matmul(_shared_masked(x, masks), self._weight(name, training))
+        kernel = self._weight(name, training)
+        if masks is None:
+            z = ops.matmul(x, kernel)
+        else:
+            z = _masked_products(x, masks, (kernel,))
         return z if fused else ops.split(z, self.num_gates, axis=-1)
 
     def _masks(self, inputs, h_tm1, training):

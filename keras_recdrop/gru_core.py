@@ -99,10 +99,15 @@ class GRUCellBase(RegularizedCellBase):
         if self.reset_after:
             candidate = self.activation(x_h + r * u_h)
         else:
-            h_h = h_tm1
-            if state_masks is not None:
-                h_h = h_tm1 * state_masks[-1]
-            candidate = self.activation(x_h + ops.matmul(r * h_h, blocks[2]))
+            # `(r * (h * m)) U_h = ((r * h) * m) U_h`: masked products of
+            # `r * h`, which the gradient keeps anyway, not of `h * m`.
+            u_h = gate_products(
+                r * h_tm1,
+                blocks[2:],
+                None if state_masks is None else state_masks[-1:],
+                fused=True,
+            )
+            candidate = self.activation(x_h + u_h)
         update = self._update(
             (1 - z) * candidate, recurrent_masks, noise, training
         )

@@ -191,6 +191,39 @@ def draw_masks(count, like, rate, seed, dtype=None):
     return tuple(masks[k] for k in range(count))
 
 
+def apply_mask(x, mask, scale=None):
+    """Inverted dropout of `x` by `mask`, with a gradient that keeps only it.
+
+    `mask` is either a float mask (entries `0` or `1 / (1 - p)`, as
+    `draw_masks` gives) and `scale` is `None`: the value is `x * mask`; or
+    boolean keep decisions and `scale` is `1 / (1 - p)`: the value is
+    `where(mask, x * scale, 0)`. The mask receives no gradient. The gradient
+    with respect to `x` is the same masking of the upstream gradient, so a
+    step keeps the mask (a boolean mask: a quarter of a float tensor) and
+    never `x` (automatic differentiation of `x * mask` would keep `x` for
+    the mask's unused gradient, on TensorFlow's `while_loop` one more
+    `(batch, units)` float tensor per step).
+    """
+
+    def masked(value, mask):
+        if scale is None:
+            return value * mask
+        return ops.where(mask, value * scale, ops.zeros_like(value))
+
+    @ops.custom_gradient
+    def apply(x, mask):
+        def grad(*args, upstream=None):
+            # Keras's portable signature: the upstream gradient is the one
+            # positional argument (TensorFlow, JAX) or a keyword (PyTorch).
+            if upstream is None:
+                (upstream,) = args
+            return masked(upstream, mask), None
+
+        return masked(x, mask), grad
+
+    return apply(x, mask)
+
+
 def reseed_for_backward_direction(cell):
     """Moves a seeded cell's random stream to one derived from its seed.
 

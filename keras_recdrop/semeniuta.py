@@ -1,7 +1,6 @@
 """Semeniuta et al. (2016): recurrent dropout without memory loss."""
 
 import keras
-from keras import ops
 
 from keras_recdrop import _validation
 from keras_recdrop import noise as noise_lib
@@ -42,16 +41,16 @@ class Semeniuta:
 
     def _update(self, update, recurrent_masks, noise, training):
         # The mask multiplies the candidate's update, `m * (i * g)` (LSTM)
-        # or `m * ((1 - z) * g)` (GRU): the same as masking `g` first,
-        # and the products the gradient needs (`i`, `g`, `z`) are kept
-        # anyway, so per step the gradient only adds the boolean decisions
-        # that `where` needs (masking `g` first would also keep `m * g`).
+        # or `m * ((1 - z) * g)` (GRU): the same as masking `g` first. The
+        # products the gradient needs (`i`, `g`, `z`) are kept anyway, and
+        # `apply_mask`'s gradient keeps only the mask, so per step the
+        # gradient adds the boolean decisions and nothing else.
         if not training or self.recurrent_dropout == 0:
             return update
         if not self.per_step:
-            return update * recurrent_masks[0]
+            return noise_lib.apply_mask(update, recurrent_masks[0])
         scale = noise_lib.inverted_dropout_scale(self.recurrent_dropout)
-        return ops.where(noise["keep_g"], update * scale, 0.0)
+        return noise_lib.apply_mask(update, noise["keep_g"], scale)
 
     def get_config(self):
         return {**super().get_config(), "per_step": self.per_step}

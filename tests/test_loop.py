@@ -230,33 +230,51 @@ def test_weights_derived_before_the_loop_do_not_outlive_the_call(cls, kwargs):
     np.testing.assert_allclose(to_numpy(output), expected_step, atol=1e-6)
 
 
-def _autodiff_per_gate_products(x, masks, blocks):
+def _autodiff_masked_products(x, masks, kernels):
     # The reference: the plain expression, differentiated by the backend.
-    pairs = zip(masks, blocks, strict=True)
+    if len(masks) == 1:
+        masks = masks * len(kernels)
+    pairs = zip(masks, kernels, strict=True)
     parts = [keras.ops.matmul(x * m, k) for m, k in pairs]
-    return keras.ops.concatenate(parts, axis=-1)
+    return keras.ops.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
 
 
-PER_GATE_CONFIGS = {
-    name: PER_SEQUENCE_CONFIGS[name]
-    for name in ("gal_lstm", "gal_gru", "gal_gru_reset_before")
+def _autodiff_apply_mask(x, mask, scale=None):
+    if scale is None:
+        return x * mask
+    return keras.ops.where(mask, x * scale, 0.0)
+
+
+GRADIENT_CONFIGS = {
+    **PER_SEQUENCE_CONFIGS,
+    "semeniuta_lstm_step": (
+        kr.SemeniutaLSTMCell,
+        dict(dropout=0.3, recurrent_dropout=0.4),
+    ),
+    "semeniuta_gru_step": (
+        kr.SemeniutaGRUCell,
+        dict(dropout=0.3, recurrent_dropout=0.4, tied_masks=True),
+    ),
 }
 
 
 @pytest.mark.parametrize("implementation", [1, 2])
-@pytest.mark.parametrize("name", sorted(PER_GATE_CONFIGS))
-def test_per_gate_products_gradient_equals_autodiff(
+@pytest.mark.parametrize("name", sorted(GRADIENT_CONFIGS))
+def test_masked_products_and_masks_have_the_autodiff_gradient(
     name, implementation, monkeypatch
 ):
-    # The per-gate masked products have a hand-written gradient (it keeps
-    # only `x` per step); the gradients of every weight, including a Dense
-    # layer before the RNN (which needs dL/dx), must equal the backend's
-    # autodiff of the plain expression, for the same seed and masks.
+    # The masked products `(x * m_k) K_k` (shared or per-gate masks) and
+    # the masking of Semeniuta's update have hand-written gradients (a
+    # step keeps `x` and the mask, never the masked copies); the gradients
+    # of every weight, including a Dense layer before the RNN (which needs
+    # dL/dx), must equal the backend's autodiff of the plain expressions,
+    # for the same seed and masks.
     from probes import loss_and_gradients
 
     from keras_recdrop import cell_base
+    from keras_recdrop import noise as noise_lib
 
-    cls, kwargs = PER_GATE_CONFIGS[name]
+    cls, kwargs = GRADIENT_CONFIGS[name]
     x = _inputs()
 
     def model():
@@ -277,8 +295,9 @@ def test_per_gate_products_gradient_equals_autodiff(
 
     y, grads = loss_and_gradients(model(), x)
     monkeypatch.setattr(
-        cell_base, "_per_gate_masked_products", _autodiff_per_gate_products
+        cell_base, "_masked_products", _autodiff_masked_products
     )
+    monkeypatch.setattr(noise_lib, "apply_mask", _autodiff_apply_mask)
     y_ref, grads_ref = loss_and_gradients(model(), x)
     np.testing.assert_allclose(y, y_ref, atol=1e-6)
     assert len(grads) == len(grads_ref) == 5
