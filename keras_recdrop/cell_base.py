@@ -100,8 +100,13 @@ def _masked_products(x, masks, kernels):
     # A Keras `Variable` (the whole kernel) is read into a tensor (a reshape
     # to its own shape: no copy on any backend). The backends' custom
     # gradients take tensors, not variables (PyTorch refuses them,
-    # TensorFlow would ask for their gradients separately).
-    kernels = [ops.reshape(k, ops.shape(k)) for k in kernels]
+    # TensorFlow would ask for their gradients separately). Tensors (gate
+    # blocks derived before the loop) are passed as they are: inside a
+    # TensorFlow loop a reshape would be a new tensor per step.
+    kernels = [
+        ops.reshape(k, ops.shape(k)) if isinstance(k, keras.Variable) else k
+        for k in kernels
+    ]
     return products(x, *masks, *kernels)
 
 
