@@ -25,14 +25,12 @@ TensorFlow only (each probe sets `KERAS_BACKEND=tensorflow` and
 """
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 
+import step_memory
 from run import CASES
-from run import GOALS
-from run import VARIANTS
 from run import make_data
 from run import make_model
 
@@ -70,14 +68,7 @@ def run_probe(name, case):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--case", choices=sorted(CASES), default="default")
-    parser.add_argument(
-        "--variants",
-        default=",".join(VARIANTS),
-        help="Comma-separated subset of run.py's variants (references added).",
-    )
-    parser.add_argument("--output", help="Optional JSON path.")
+    parser = step_memory.parser_for(__doc__.splitlines()[0])
     # Internal: run one probe in this (fresh) process.
     parser.add_argument("--probe", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -85,31 +76,13 @@ def main(argv=None):
     if args.probe:
         print(probe(args.probe, shape))
         return 0
-    names = args.variants.split(",")
-    unknown = set(names) - set(VARIANTS)
-    if unknown:
-        parser.error(f"unknown variants: {sorted(unknown)}")
-    for name in list(names):
-        reference = VARIANTS[name][2]
-        if reference not in names:
-            names.insert(0, reference)
+    names = step_memory.variants_with_references(parser, args.variants)
     results = {name: run_probe(name, args.case) for name in names}
-    print(f"tensorflow / {args.case}: B, T, D, U = {shape}; peak tensor bytes")
-    print("of a training batch (model + Dense head + Adam), TF's BFC allocator")
-    print(f"{'variant':<36}{'MiB':>8}{'/ref':>8}  goal")
-    report = {}
-    for name in names:
-        label, kind, reference = VARIANTS[name]
-        ratio = results[name] / results[reference]
-        goal = ""
-        if kind != "baseline":
-            limit = GOALS["memory"][kind]
-            goal = f"<={limit:.2f} " + ("ok" if ratio <= limit else "MISS")
-        print(f"{label:<36}{results[name]:>8.1f}{ratio:>8.2f}  {goal}")
-        report[name] = {"peak_mib": results[name], "vs_ref": ratio}
-    if args.output:
-        with open(args.output, "w") as f:
-            json.dump({"case": args.case, "shape": shape, "memory": report}, f)
+    title = (
+        f"tensorflow / {args.case}: B, T, D, U = {shape}; peak tensor bytes\n"
+        "of a training batch (model + Dense head + Adam), TF's BFC allocator"
+    )
+    step_memory.report(title, "peak_mib", results, args)
     return 0
 
 

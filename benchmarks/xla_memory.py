@@ -20,14 +20,11 @@ Usage:
 JAX only (it sets `KERAS_BACKEND=jax` before importing Keras).
 """
 
-import argparse
-import json
 import os
 import sys
 
+import step_memory
 from run import CASES
-from run import GOALS
-from run import VARIANTS
 from run import make_data
 from run import make_model
 
@@ -55,42 +52,17 @@ def temp_mib(name, shape):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--case", choices=sorted(CASES), default="default")
-    parser.add_argument(
-        "--variants",
-        default=",".join(VARIANTS),
-        help="Comma-separated subset of run.py's variants (references added).",
-    )
-    parser.add_argument("--output", help="Optional JSON path.")
+    parser = step_memory.parser_for(__doc__.splitlines()[0])
     args = parser.parse_args(argv)
-    names = args.variants.split(",")
-    unknown = set(names) - set(VARIANTS)
-    if unknown:
-        parser.error(f"unknown variants: {sorted(unknown)}")
-    for name in list(names):
-        reference = VARIANTS[name][2]
-        if reference not in names:
-            names.insert(0, reference)
+    names = step_memory.variants_with_references(parser, args.variants)
     os.environ["KERAS_BACKEND"] = "jax"
     shape = CASES[args.case]
     results = {name: temp_mib(name, shape) for name in names}
-    print(f"jax / {args.case}: B, T, D, U = {shape}; XLA temporary buffers of")
-    print("the jitted gradient of one training batch (model + Dense head)")
-    print(f"{'variant':<36}{'MiB':>8}{'/ref':>8}  goal")
-    report = {}
-    for name in names:
-        label, kind, reference = VARIANTS[name]
-        ratio = results[name] / results[reference]
-        goal = ""
-        if kind != "baseline":
-            limit = GOALS["memory"][kind]
-            goal = f"<={limit:.2f} " + ("ok" if ratio <= limit else "MISS")
-        print(f"{label:<36}{results[name]:>8.1f}{ratio:>8.2f}  {goal}")
-        report[name] = {"temp_mib": results[name], "vs_ref": ratio}
-    if args.output:
-        with open(args.output, "w") as f:
-            json.dump({"case": args.case, "shape": shape, "memory": report}, f)
+    title = (
+        f"jax / {args.case}: B, T, D, U = {shape}; XLA temporary buffers of\n"
+        "the jitted gradient of one training batch (model + Dense head)"
+    )
+    step_memory.report(title, "temp_mib", results, args)
     return 0
 
 
