@@ -19,11 +19,7 @@ from keras import initializers
 from keras import ops
 from keras import regularizers
 
-# `keras.layers.RNN` prepares the masks of cells that inherit this mixin
-# before its time loop (`_maybe_config_dropout_masks`) and clears them
-# after; it is not exported publicly, so it is imported from its module.
-from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
-
+from keras_recdrop import _compat
 from keras_recdrop import _validation
 from keras_recdrop import noise as noise_lib
 
@@ -125,7 +121,7 @@ def gate_products(x, blocks, masks, fused=False):
     return z if fused else ops.split(z, len(blocks), axis=-1)
 
 
-class RegularizedCellBase(keras.layers.Layer, DropoutRNNCell):
+class RegularizedCellBase(keras.layers.Layer, _compat.DropoutRNNCell):
     """Arguments, masks, per-step noise and config shared by all cells.
 
     Subclasses set `num_gates`, create the weights in `build` and compute a

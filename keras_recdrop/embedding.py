@@ -112,7 +112,9 @@ class DropoutEmbedding(keras.layers.Embedding):
         return self._drop_word_types(inputs, outputs, training)
 
     def quantized_call(self, inputs, training=None):
-        outputs = super().quantized_call(inputs, training=training)
+        # The lookup itself takes no `training` argument (Keras 3.16 rejects
+        # one); the word-type mask below is what depends on it.
+        outputs = super().quantized_call(inputs)
         return self._drop_word_types(inputs, outputs, training)
 
     def quantize(self, mode=None, type_check=True, config=None):

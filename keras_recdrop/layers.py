@@ -13,11 +13,7 @@ cell loop where the backend has none (every CPU).
 import keras
 from keras import tree
 
-# The backends' fused LSTM/GRU kernels that `keras.layers.LSTM`/`GRU` call;
-# not exported publicly.
-from keras.src.backend import gru as backend_gru
-from keras.src.backend import lstm as backend_lstm
-
+from keras_recdrop import _compat
 from keras_recdrop.gal import GalGRUCell
 from keras_recdrop.gal import GalLSTMCell
 from keras_recdrop.rnn import RNN
@@ -135,7 +131,7 @@ class _CellLayer(RNN):
 
 class _LSTMLayer(_CellLayer):
     def _fused_kernel(self, sequences, initial_state, mask):
-        return backend_lstm(
+        return _compat.fused_lstm(
             sequences,
             initial_state[0],
             initial_state[1],
@@ -155,7 +151,7 @@ class _GRULayer(_CellLayer):
     def _fused_kernel(self, sequences, initial_state, mask):
         if tree.is_nested(initial_state):
             initial_state = initial_state[0]
-        last, outputs, state = backend_gru(
+        last, outputs, state = _compat.fused_gru(
             sequences,
             initial_state,
             mask,

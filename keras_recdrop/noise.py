@@ -40,6 +40,8 @@ import collections
 import keras
 from keras import ops
 
+from keras_recdrop import _compat
+
 
 def _tf_replica_id():
     """The id of the current `tf.distribute` replica, or `None`.
@@ -278,19 +280,6 @@ def split_step_noise(spec, noise):
     return channels
 
 
-def _staging_trace(value):
-    """The innermost JAX trace that stages `value` into a jaxpr, or `None`.
-
-    Autodiff and batching traces (`LinearizeTrace`, `JVPTrace`,
-    `BatchTrace`) wrap the staging trace of `jit` or of a loop body; they are
-    skipped through their `parent_trace`.
-    """
-    trace = getattr(value, "_trace", None)
-    while trace is not None and type(trace).__name__ != "DynamicJaxprTrace":
-        trace = getattr(trace, "parent_trace", None)
-    return trace
-
-
 def inside_jax_loop_trace(step_input, seed_generator):
     """Whether a cell step is being traced inside a JAX loop (`lax.scan`).
 
@@ -303,7 +292,7 @@ def inside_jax_loop_trace(step_input, seed_generator):
     """
     if keras.backend.backend() != "jax":
         return False
-    input_trace = _staging_trace(step_input)
+    input_trace = _compat.staging_trace(step_input)
     if input_trace is None:
         return False
-    return input_trace is not _staging_trace(seed_generator.state.value)
+    return input_trace is not _compat.staging_trace(seed_generator.state.value)

@@ -4,10 +4,7 @@ import keras
 from keras import ops
 from keras import tree
 
-# The backend-neutral time loop that `keras.layers.RNN` itself uses; it is
-# not exported publicly.
-from keras.src.backend import rnn as backend_rnn
-
+from keras_recdrop import _compat
 from keras_recdrop import noise as noise_lib
 
 
@@ -66,6 +63,10 @@ class RNN(keras.layers.RNN):
 
     def __init__(self, cell, *args, **kwargs):
         super().__init__(cell, *args, **kwargs)
+        # Keras 3.16's `keras.layers.RNN.__init__` sets this to `False`,
+        # which drops the output mask of `return_sequences=True` for the
+        # layers after it; this layer computes and propagates masks.
+        self.supports_masking = True
         if self.go_backwards:
             # `keras.layers.Bidirectional` builds the backward layer from the
             # forward layer's config, seeds included: derive the backward
@@ -147,7 +148,7 @@ class RNN(keras.layers.RNN):
         if not tree.is_nested(initial_state):
             initial_state = [initial_state]
         try:
-            last_output, outputs, states = backend_rnn(
+            last_output, outputs, states = _compat.rnn_loop(
                 step,
                 (sequences, *step_seeds),
                 initial_state,

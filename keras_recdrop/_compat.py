@@ -1,0 +1,132 @@
+"""Every private name of Keras and JAX the package uses, in one place.
+
+The rest of the package imports public Keras only (`keras`, `keras.ops`,
+`keras.random`, `keras.layers`); `tests/test_compat.py` checks that no other
+module imports `keras.src` or reads JAX's trace internals. Each name is
+looked up in every layout that exists, with a fallback:
+
+    name                   Keras 3.8 - 3.15 / Keras 3.16 / neither found
+    ---------------------  ------------------------------------------------
+    DropoutRNNCell         keras.src.layers.rnn.dropout_rnn_cell (both)
+                           / ImportError naming it
+    rnn_loop               keras.src.backend.rnn (the function)
+                           / keras.src.backend.rnn.rnn (`rnn` is a module)
+                           / ImportError naming it
+    fused_lstm, fused_gru  keras.src.backend.lstm, .gru
+                           / keras.src.backend.rnn.lstm, .gru
+                           / raises NotImplementedError: the cell loop runs
+    keras_rnn_test_file    keras/src/layers/rnn/*_test.py in the wheel
+                           / not shipped / None
+    staging_trace (JAX)    a tracer's `_trace`, `parent_trace` and the
+                           `DynamicJaxprTrace` type / None: nothing detected
+
+Why each is needed:
+
+* `DropoutRNNCell`: `keras.layers.RNN` calls a cell's mask hooks
+  (`get_dropout_mask`, `get_recurrent_dropout_mask`) before its time loop
+  only if the cell is an instance of this class. No public alias exists.
+* `rnn_loop`: the backend-neutral time loop that `keras.layers.RNN` itself
+  calls; `keras_recdrop.RNN` calls it with the per-step seeds as a second
+  scanned input.
+* `fused_lstm`, `fused_gru`: the backends' fused kernels (cuDNN on a GPU,
+  and a CPU fallback on PyTorch) that `keras.layers.LSTM` / `GRU` call.
+* `staging_trace`: to raise a clear error, instead of silently repeating
+  noise, when a cell would draw per-step noise from its seed generator
+  inside a JAX `lax.scan` of a plain `keras.layers.RNN`.
+"""
+
+import importlib
+import pathlib
+
+import keras
+
+
+def _keras_backend_module():
+    return importlib.import_module("keras.src.backend")
+
+
+def _import_dropout_rnn_cell():
+    try:
+        module = importlib.import_module(
+            "keras.src.layers.rnn.dropout_rnn_cell"
+        )
+        return module.DropoutRNNCell
+    except (ImportError, AttributeError) as error:
+        raise ImportError(
+            "keras_recdrop needs `DropoutRNNCell` from "
+            "`keras.src.layers.rnn.dropout_rnn_cell`, which Keras "
+            f"{keras.__version__} does not have. Supported Keras versions "
+            "are listed in the README."
+        ) from error
+
+
+def _find_rnn_loop():
+    backend = _keras_backend_module()
+    rnn = getattr(backend, "rnn", None)
+    if callable(rnn):  # Keras 3.8 - 3.15: the loop function itself.
+        return rnn
+    loop = getattr(rnn, "rnn", None)  # Keras 3.16: a module holding it.
+    if callable(loop):
+        return loop
+    raise ImportError(
+        "keras_recdrop needs the backend RNN loop (`keras.src.backend.rnn` "
+        f"or `keras.src.backend.rnn.rnn`), which Keras {keras.__version__} "
+        "does not have. Supported Keras versions are listed in the README."
+    )
+
+
+def _find_fused(name):
+    backend = _keras_backend_module()
+    rnn = getattr(backend, "rnn", None)
+    kernel = None
+    if rnn is not None and not callable(rnn):  # Keras 3.16.
+        kernel = getattr(rnn, name, None)
+    if kernel is None:  # Keras 3.8 - 3.15.
+        kernel = getattr(backend, name, None)
+    if callable(kernel):
+        return kernel
+
+    def unavailable(*args, **kwargs):
+        raise NotImplementedError(
+            f"Keras {keras.__version__} exposes no fused {name} kernel."
+        )
+
+    return unavailable
+
+
+DropoutRNNCell = _import_dropout_rnn_cell()
+rnn_loop = _find_rnn_loop()
+fused_lstm = _find_fused("lstm")
+fused_gru = _find_fused("gru")
+
+
+def keras_rnn_test_file(filename):
+    """The path of one of Keras's own RNN test files, or `None`.
+
+    Keras's wheels up to 3.15 ship `keras/src/layers/rnn/*_test.py`; the
+    3.16 nightlies do not.
+    """
+    path = pathlib.Path(keras.__file__).parent / "src" / "layers" / "rnn"
+    path = path / filename
+    return path if path.is_file() else None
+
+
+def keras_layers_module():
+    """`keras.src.layers`, the namespace Keras's own tests call `layers`."""
+    return importlib.import_module("keras.src.layers")
+
+
+def staging_trace(value):
+    """The innermost JAX trace that stages `value` into a jaxpr, or `None`.
+
+    Autodiff and batching traces (`LinearizeTrace`, `JVPTrace`,
+    `BatchTrace`) wrap the staging trace of `jit` or of a loop body; they
+    are skipped through their `parent_trace`. Reads JAX internals through
+    `getattr` with defaults: if JAX renames them, this returns `None` and
+    no loop is detected (the package's own `keras_recdrop.RNN` never needs
+    the detection).
+    """
+    trace = getattr(value, "_trace", None)
+    while trace is not None and type(trace).__name__ != "DynamicJaxprTrace":
+        trace = getattr(trace, "parent_trace", None)
+    return trace
