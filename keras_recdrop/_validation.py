@@ -64,18 +64,52 @@ def check_bool(name, value):
 def check_int_choice(name, value, choices):
     """Returns `value` as an int, or raises if it is not one of `choices`.
 
-    `True` is not `1` and `2.0` is not `2`: the value must be an integer.
+    `True` is not `1` and `2.0` is not `2`: a value that is not an integer
+    raises a `TypeError`, an integer outside `choices` a `ValueError`.
     """
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or value not in choices
-    ):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"Argument `{name}` must be an integer, one of {list(choices)}; "
+            f"received {name}={value!r} of type {type(value).__name__}."
+        )
+    if value not in choices:
         raise ValueError(
             f"Argument `{name}` must be one of {list(choices)}; received "
             f"{name}={value!r}."
         )
     return int(value)
+
+
+def check_choice(name, value, choices):
+    """Returns `value`, or raises a `ValueError` if it is not in `choices`.
+
+    Compared by type and value, so `1` is not `True` and `"True"` is not
+    `True`.
+    """
+    if not any(
+        type(value) is type(choice) and value == choice for choice in choices
+    ):
+        raise ValueError(
+            f"Argument `{name}` must be one of {list(choices)}; received "
+            f"{name}={value!r}."
+        )
+    return value
+
+
+def check_non_negative_float(name, value):
+    """Returns `value` as a float, or raises if it is not a finite `>= 0`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"Argument `{name}` must be a non-negative float; received "
+            f"{name}={value!r} of type {type(value).__name__}."
+        )
+    value = float(value)
+    if math.isnan(value) or math.isinf(value) or value < 0.0:
+        raise ValueError(
+            f"Argument `{name}` must be a finite non-negative float; "
+            f"received {name}={value!r}."
+        )
+    return value
 
 
 def check_seed(value):

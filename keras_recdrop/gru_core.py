@@ -67,7 +67,7 @@ class GRUCellBase(RegularizedCellBase):
         h_tm1 = states[0] if nested else states
         training = bool(training)
         input_masks, recurrent_masks = self._masks(inputs, h_tm1, training)
-        if not self._recurrent_masks_on_state:
+        if not self.recurrent_masks_multiply_state:
             state_masks = None
         else:
             state_masks = recurrent_masks
@@ -108,11 +108,13 @@ class GRUCellBase(RegularizedCellBase):
                 fused=True,
             )
             candidate = self.activation(x_h + u_h)
-        update = self._update(
+        update = self._transform_candidate_update(
             (1 - z) * candidate, recurrent_masks, noise, training
         )
         h_new = z * h_tm1 + update
-        h = self._next_state({"h": h_tm1}, {"h": h_new}, noise, training)["h"]
+        h = self._select_next_state(
+            {"h": h_tm1}, {"h": h_new}, noise, training
+        )["h"]
         return h, ([h] if nested else h)
 
     def get_config(self):

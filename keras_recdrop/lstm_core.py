@@ -105,17 +105,19 @@ class LSTMCellBase(RegularizedCellBase):
             inputs,
             h_tm1,
             input_masks,
-            recurrent_masks if self._recurrent_masks_on_state else None,
+            recurrent_masks if self.recurrent_masks_multiply_state else None,
             training,
         )
         i = self.recurrent_activation(z_i)
         f = self.recurrent_activation(z_f)
         g = self.activation(z_c)
         o = self.recurrent_activation(z_o)
-        update = self._update(i * g, recurrent_masks, noise, training)
+        update = self._transform_candidate_update(
+            i * g, recurrent_masks, noise, training
+        )
         c_new = f * c_tm1 + update
         h_new = o * self.activation(c_new)
-        state = self._next_state(
+        state = self._select_next_state(
             {"h": h_tm1, "c": c_tm1}, {"h": h_new, "c": c_new}, noise, training
         )
         return state["h"], [state["h"], state["c"]]

@@ -1,26 +1,9 @@
 """Krueger & Memisevic (2016): norm stabilization of hidden states."""
 
-import math
-import numbers
-
 import keras
 from keras import ops
 
-
-def _check_beta(value):
-    """Returns `beta` as a float, or raises if it is not a finite `>= 0`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(
-            "Argument `beta` must be a non-negative float; received "
-            f"beta={value!r} of type {type(value).__name__}."
-        )
-    value = float(value)
-    if math.isnan(value) or math.isinf(value) or value < 0.0:
-        raise ValueError(
-            "Argument `beta` must be a finite non-negative float; received "
-            f"beta={value!r}."
-        )
-    return value
+from keras_recdrop import _validation
 
 
 def _safe_norm(x):
@@ -81,7 +64,7 @@ class NormStabilizer(keras.layers.Layer):
     """
 
     def __init__(self, beta, **kwargs):
-        beta = _check_beta(beta)
+        beta = _validation.check_non_negative_float("beta", beta)
         super().__init__(**kwargs)
         self.beta = beta
         self.supports_masking = True

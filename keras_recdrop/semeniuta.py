@@ -16,7 +16,7 @@ class Semeniuta:
     sequence in the recurrent-mask hook (`per_step=False`).
     """
 
-    _recurrent_masks_on_state = False
+    recurrent_masks_multiply_state = False
 
     def __init__(
         self, units, recurrent_dropout=0.0, dropout=0.0, per_step=True, **kwargs
@@ -39,7 +39,9 @@ class Semeniuta:
             return (("keep_g", 1.0 - self.recurrent_dropout, self.units),)
         return ()
 
-    def _update(self, update, recurrent_masks, noise, training):
+    def _transform_candidate_update(
+        self, update, recurrent_masks, noise, training
+    ):
         # The mask multiplies the candidate's update, `m * (i * g)` (LSTM)
         # or `m * ((1 - z) * g)` (GRU): the same as masking `g` first. The
         # products the gradient needs (`i`, `g`, `z`) are kept anyway, and

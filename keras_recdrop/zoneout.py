@@ -47,18 +47,18 @@ class Zoneout:
             self._zoneout_rates().values()
         )
 
-    def _next_state(self, previous, new, noise, training):
+    def _select_next_state(self, previous, proposed, noise, training):
         noise = noise or {}
         rates = self._zoneout_rates()
         return {
             name: _zoneout(
                 previous[name],
-                new[name],
+                proposed[name],
                 rates.get(name, 0.0),
                 noise.get(name),
                 training,
             )
-            for name in new
+            for name in proposed
         }
 
 

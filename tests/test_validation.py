@@ -81,9 +81,16 @@ def test_units_accepts_numpy_integers(cls):
 
 
 @pytest.mark.parametrize("cls", CELLS)
-@pytest.mark.parametrize("value", [0, 3, "2", True, 2.0])
-def test_unknown_implementation_raises(cls, value):
-    with pytest.raises(ValueError, match=r"`implementation`"):
+@pytest.mark.parametrize("value", [0, 3, -1])
+def test_unknown_implementation_raises_value_error(cls, value):
+    with pytest.raises(ValueError, match=rf"`implementation`.*{value}"):
+        cls(4, implementation=value)
+
+
+@pytest.mark.parametrize("cls", CELLS)
+@pytest.mark.parametrize("value", ["2", True, 2.0])
+def test_implementation_of_wrong_type_raises_type_error(cls, value):
+    with pytest.raises(TypeError, match=r"`implementation`"):
         cls(4, implementation=value)
 
 
