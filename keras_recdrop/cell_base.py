@@ -20,8 +20,10 @@ from keras import ops
 from keras import regularizers
 
 from keras_recdrop import _compat
+from keras_recdrop import _gradient
 from keras_recdrop import _validation
 from keras_recdrop import noise as noise_lib
+from keras_recdrop.random_state import SavesRandomState
 
 
 def _per_gate(masks):
@@ -51,7 +53,7 @@ def _masked_products(x, masks, kernels):
             f"{mask_count}."
         )
 
-    @ops.custom_gradient
+    @_gradient.custom_gradient
     def products(x, *masks_and_kernels):
         masks = masks_and_kernels[:mask_count]
         kernels = masks_and_kernels[mask_count:]
@@ -67,11 +69,7 @@ def _masked_products(x, masks, kernels):
         ]
         z = parts[0] if count == 1 else ops.concatenate(parts, axis=-1)
 
-        def grad(*args, upstream=None):
-            # Keras's portable signature: the upstream gradient is the one
-            # positional argument (TensorFlow, JAX) or a keyword (PyTorch).
-            if upstream is None:
-                (upstream,) = args
+        def grad(upstream):
             ups = [upstream] if count == 1 else ops.split(upstream, count, -1)
             back = [
                 ops.matmul(d, ops.transpose(k))
@@ -121,26 +119,47 @@ def gate_products(x, blocks, masks, fused=False):
     return z if fused else ops.split(z, len(blocks), axis=-1)
 
 
-class RegularizedCellBase(keras.layers.Layer, _compat.DropoutRNNCell):
+class RegularizedCellBase(
+    SavesRandomState, keras.layers.Layer, _compat.DropoutRNNCell
+):
     """Arguments, masks, per-step noise and config shared by all cells.
 
     Subclasses set `num_gates`, create the weights in `build` and compute a
-    step in `call`. Hooks for regularizers:
+    step in `call` (`LSTMCellBase`, `GRUCellBase`). A regularizer is a small
+    class on top that overrides some of these hooks:
 
-    * `_recurrent_mask_count()`: how many per-sequence recurrent masks to
-      draw (default: one per gate, or one if tied, when
-      `recurrent_dropout > 0`), and `_recurrent_masks_on_state`: whether
-      they multiply `h_{t-1}` (Gal) or are used otherwise (Semeniuta).
-    * `step_noise_spec(training)`: the per-step noise channels needed.
-    * `_update(update, recurrent_masks, noise, training)`: the candidate's
-      contribution to the new state (`i * g` of an LSTM, `(1 - z) * g` of a
-      GRU), which Semeniuta drops.
-    * `_next_state(previous, new, noise, training)` on dicts of state
-      tensors (`{"h": ..., "c": ...}` for an LSTM, `{"h": ...}` for a GRU).
+    ====================================  ==================================
+    hook (when it runs)                   default; who overrides it
+    ====================================  ==================================
+    `_recurrent_mask_count()`             `G` masks (1 if tied) when
+    (before the loop)                     `recurrent_dropout > 0`;
+                                          Semeniuta: 1 (per sequence) or 0
+    `recurrent_masks_multiply_state`      `True`: the masks multiply
+    (each step)                           `h_{t-1}`; Semeniuta: `False`
+    `_effective_weight(name, training)`   the weight; DropConnect: the
+    (before the loop)                     masked recurrent kernel
+    `step_noise_spec(training)`           `()`, none; zoneout and
+    (before the loop, then each step)     Semeniuta `per_step=True`
+    `_transform_candidate_update(update,  `update` (`i * g`, `(1 - z) * g`);
+    recurrent_masks, noise, training)`    Semeniuta drops it
+    (each step)
+    `_select_next_state(previous,         `proposed`; zoneout keeps units
+    proposed, noise, training)`           of `previous`
+    (each step)
+    `computes_plain_rnn(training)`        `True` without dropout (then a
+    (each call)                           layer may run a fused kernel);
+                                          zoneout, DropConnect
+    ====================================  ==================================
+
+    `G` is the number of gates (4 for an LSTM, 3 for a GRU); states are
+    dicts of tensors, `{"h": ..., "c": ...}` or `{"h": ...}`.
     """
 
     num_gates = None
-    _recurrent_masks_on_state = True
+    recurrent_masks_multiply_state = True
+    # What the per-sequence masks are for; each purpose is drawn from its
+    # own seed when `keras_recdrop.RNN(stateful_masks=True)` holds them.
+    MASK_PURPOSES = ("input", "recurrent", "weight")
 
     def __init__(
         self,
@@ -196,9 +215,13 @@ class RegularizedCellBase(keras.layers.Layer, _compat.DropoutRNNCell):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed=seed)
         self.output_size = self.units
-        # Stateless seed of the current step (`noise.StepSeed`), set by
+        # Stateless seed of the current step (`noise.StatelessSeed`), set by
         # `keras_recdrop.RNN` inside its loop.
         self._step_seed = None
+        # `{purpose: StatelessSeed}` of the masks a stateful
+        # `keras_recdrop.RNN(stateful_masks=True)` holds across its calls;
+        # `None`: masks are drawn from `seed_generator`, new at each call.
+        self._held_mask_seeds = None
         # Training-time weights derived before the time loop (see
         # `_prepare_loop_weights`); `None` outside a layer call.
         self._loop_weights = None
@@ -229,6 +252,21 @@ class RegularizedCellBase(keras.layers.Layer, _compat.DropoutRNNCell):
             constraint=self.recurrent_constraint,
         )
 
+    # ------------------------------------------------------------ random state
+    def _random_state_generators(self):
+        return [self.seed_generator]
+
+    def _mask_seed(self, purpose):
+        """What the per-sequence masks of `purpose` are drawn from.
+
+        The cell's generator (new masks at every call), or the stateless
+        seed a stateful `keras_recdrop.RNN(stateful_masks=True)` holds for
+        the current sequence (`purpose` is one of `MASK_PURPOSES`).
+        """
+        if self._held_mask_seeds is None:
+            return self.seed_generator
+        return self._held_mask_seeds[purpose]
+
     # ----------------------------------------------------------------- masks
     @property
     def _mask_count(self):
@@ -246,7 +284,10 @@ class RegularizedCellBase(keras.layers.Layer, _compat.DropoutRNNCell):
         """
         if getattr(self, "_dropout_mask", None) is None and self.dropout > 0:
             self._dropout_mask = noise_lib.draw_masks(
-                self._mask_count, step_input, self.dropout, self.seed_generator
+                self._mask_count,
+                step_input,
+                self.dropout,
+                self._mask_seed("input"),
             )
         return getattr(self, "_dropout_mask", None)
 
@@ -266,7 +307,10 @@ class RegularizedCellBase(keras.layers.Layer, _compat.DropoutRNNCell):
         count = self._recurrent_mask_count()
         if getattr(self, "_recurrent_dropout_mask", None) is None and count:
             self._recurrent_dropout_mask = noise_lib.draw_masks(
-                count, step_input, self.recurrent_dropout, self.seed_generator
+                count,
+                step_input,
+                self.recurrent_dropout,
+                self._mask_seed("recurrent"),
             )
         return getattr(self, "_recurrent_dropout_mask", None)
 
@@ -275,7 +319,7 @@ class RegularizedCellBase(keras.layers.Layer, _compat.DropoutRNNCell):
         self._loop_weights = None
 
     # --------------------------------------------------------------- weights
-    def _step_weight(self, name, training):
+    def _effective_weight(self, name, training):
         """The weight `name` as a training or inference step uses it.
 
         DropConnect overrides this to mask the recurrent kernel.
@@ -297,19 +341,19 @@ class RegularizedCellBase(keras.layers.Layer, _compat.DropoutRNNCell):
         """
         self._loop_weights = {}
         for name in ("kernel", "recurrent_kernel"):
-            weight = self._step_weight(name, True)
+            weight = self._effective_weight(name, True)
             blocks = ops.split(weight, self.num_gates, axis=1)
             self._loop_weights[name] = (weight, blocks)
 
     def _weight(self, name, training):
         if training and self._loop_weights is not None:
             return self._loop_weights[name][0]
-        return self._step_weight(name, training)
+        return self._effective_weight(name, training)
 
     def _weight_blocks(self, name, training):
         if training and self._loop_weights is not None:
             return self._loop_weights[name][1]
-        weight = self._step_weight(name, training)
+        weight = self._effective_weight(name, training)
         return ops.split(weight, self.num_gates, axis=1)
 
     def _products(self, x, name, masks, training, fused):
@@ -387,13 +431,21 @@ class RegularizedCellBase(keras.layers.Layer, _compat.DropoutRNNCell):
         return self.dropout == 0 and self.recurrent_dropout == 0
 
     # ----------------------------------------------------------------- hooks
-    def _update(self, update, recurrent_masks, noise, training):
-        """Transforms the candidate's update (Semeniuta drops it)."""
+    def _transform_candidate_update(
+        self, update, recurrent_masks, noise, training
+    ):
+        """The candidate's contribution to the new state (Semeniuta drops it).
+
+        `update` is `i * g` (LSTM) or `(1 - z) * g` (GRU).
+        """
         return update
 
-    def _next_state(self, previous, new, noise, training):
-        """The next state from dicts of previous and new state tensors."""
-        return new
+    def _select_next_state(self, previous, proposed, noise, training):
+        """The next state from the previous and the proposed state (dicts).
+
+        Zoneout keeps some units of the previous state.
+        """
+        return proposed
 
     def get_initial_state(self, batch_size=None):
         sizes = (

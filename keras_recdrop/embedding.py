@@ -5,10 +5,11 @@ from keras import ops
 
 from keras_recdrop import _validation
 from keras_recdrop import noise
+from keras_recdrop.random_state import SavesRandomState
 
 
 @keras.saving.register_keras_serializable(package="keras_recdrop")
-class DropoutEmbedding(keras.layers.Embedding):
+class DropoutEmbedding(SavesRandomState, keras.layers.Embedding):
     """`keras.layers.Embedding` that drops whole word types in training.
 
     Embedding dropout (Gal & Ghahramani, 2016; the `embed_p` of Merity et
@@ -88,6 +89,9 @@ class DropoutEmbedding(keras.layers.Embedding):
         self.embeddings_dropout = embeddings_dropout
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed=seed)
+
+    def _random_state_generators(self):
+        return [self.seed_generator]
 
     def _drop_word_types(self, inputs, outputs, training):
         """Multiplies each looked-up embedding by its word type's mask."""

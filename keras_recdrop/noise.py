@@ -15,7 +15,7 @@ Two kinds of noise exist in recurrent regularizers:
   under a jitted `stateless_call`. `keras_recdrop.RNN` therefore draws a
   table of `T` stateless seeds for each noisy cell before the loop (one
   random call, `draw_step_seeds`) and scans it in with the sequence; every
-  step draws its own `(batch, width)` noise from its row (`StepSeed`). The
+  step draws its own `(batch, width)` noise from its row (`StatelessSeed`). The
   loop body stays a pure function, the recurrent state stays exactly
   `[h, c]`, and no `(T, batch, width)` noise tensor exists (see
   `docs/design.md`).
@@ -41,6 +41,7 @@ import keras
 from keras import ops
 
 from keras_recdrop import _compat
+from keras_recdrop import _gradient
 
 
 def _tf_replica_id():
@@ -67,11 +68,13 @@ def _tf_replica_id():
     return context.replica_id_in_sync_group
 
 
-class StepSeed(collections.namedtuple("StepSeed", ["seed"])):
-    """The stateless seed of one time step: an int32 tensor `(2,)`.
+class StatelessSeed(collections.namedtuple("StatelessSeed", ["seed"])):
+    """A stateless seed: an integer tensor `(2,)`.
 
-    One row of the table `draw_step_seeds` draws before the loop. A draw
-    with it reads no random state and writes none.
+    A draw with it reads no random state and writes none, so it can run
+    inside a traced loop body. One row of the table `draw_step_seeds` draws
+    before the time loop (the seed of one step), or a seed of the masks
+    that `keras_recdrop.RNN(stateful_masks=True)` holds across calls.
     """
 
 
@@ -104,7 +107,7 @@ def draw_step_seeds(seed_generator, timesteps):
 
 
 def _uniform_at_step(shape, seed):
-    """Float32 uniforms in `[0, 1)` from a `StepSeed`, without any state.
+    """Float32 uniforms in `[0, 1)` from a `StatelessSeed`, without any state.
 
     `keras.random` takes a seed tensor on JAX only, so the TensorFlow and
     eager backends are called here (a lazy import on TensorFlow, which
@@ -133,7 +136,7 @@ def _uniform_at_step(shape, seed):
 def _uniform(shape, seed):
     """Float32 uniforms in `[0, 1)`, one random call, distinct per replica.
 
-    `seed` is a `keras.random.SeedGenerator`, an int or a `StepSeed`.
+    `seed` is a `keras.random.SeedGenerator`, an int or a `StatelessSeed`.
     Outside a multi-replica `tf.distribute` context a generator or int seed
     gives exactly `keras.random.uniform(shape, dtype="float32", seed=seed)`.
     Inside one, the generator's state is mirrored, so every replica would
@@ -143,9 +146,9 @@ def _uniform(shape, seed):
     all. (`keras.random.uniform` on the TensorFlow backend accepts only ints
     and `SeedGenerator`s as seeds, not a seed tensor, so the folded seed is
     used with TensorFlow's stateless uniform, the op Keras itself uses.) A
-    `StepSeed` already carries the replica id (see `draw_step_seeds`).
+    `StatelessSeed` already carries the replica id (see `draw_step_seeds`).
     """
-    if isinstance(seed, StepSeed):
+    if isinstance(seed, StatelessSeed):
         return _uniform_at_step(shape, seed)
     replica = _tf_replica_id()
     if replica is None:
@@ -212,13 +215,9 @@ def apply_mask(x, mask, scale=None):
             return value * mask
         return ops.where(mask, value * scale, ops.zeros_like(value))
 
-    @ops.custom_gradient
+    @_gradient.custom_gradient
     def apply(x, mask):
-        def grad(*args, upstream=None):
-            # Keras's portable signature: the upstream gradient is the one
-            # positional argument (TensorFlow, JAX) or a keyword (PyTorch).
-            if upstream is None:
-                (upstream,) = args
+        def grad(upstream):
             return masked(upstream, mask), None
 
         return masked(x, mask), grad
@@ -226,20 +225,47 @@ def apply_mask(x, mask, scale=None):
     return apply(x, mask)
 
 
-def reseed_for_backward_direction(cell):
-    """Moves a seeded cell's random stream to one derived from its seed.
+def derived_seed(seed, salt):
+    """An integer seed derived from `seed`, different for every `salt`.
+
+    Deterministic, so that a derived random stream is reproducible from the
+    user's seed, and unrelated to the streams of `seed` and other salts.
+    """
+    return (seed * 0x9E3779B1 + 0x7F4A7C15 * (salt + 1)) % _MAX_SEED
+
+
+def derive_seeds(seed, count):
+    """`count` seeds derived from a `StatelessSeed`: int32 `(count, 2)`.
+
+    Reads no random state. Inside a multi-replica `tf.distribute` context
+    the replica id is folded in, as in `draw_step_seeds`.
+    """
+    replica = _tf_replica_id()
+    if replica is not None:
+        import tensorflow as tf
+
+        seed = StatelessSeed(
+            tf.random.experimental.stateless_fold_in(
+                tf.cast(seed.seed, "int64"), tf.cast(replica, "int64")
+            )
+        )
+    uniforms = _uniform_at_step((count, 2), seed)
+    return ops.cast(uniforms * _MAX_SEED, "int32")
+
+
+def reseed_for_backward_direction(generator, seed):
+    """Moves a seeded generator to a stream derived from its seed.
 
     Deterministic (the same seed always gives the same backward stream) and
-    different from the forward stream. Cells without a seed keep their
-    random one, which already differs between instances.
+    different from the forward stream. A generator without a seed keeps its
+    random stream, which already differs between instances.
     """
-    seed = getattr(cell, "seed", None)
-    generator = getattr(cell, "seed_generator", None)
-    if seed is None or generator is None:
+    if seed is None:
         return
-    derived = (seed * 0x9E3779B1 + 0x7F4A7C15) % (2**31 - 1)
     state = generator.state
-    state.assign(ops.convert_to_tensor([derived, 0], dtype=state.dtype))
+    state.assign(
+        ops.convert_to_tensor([derived_seed(seed, 0), 0], dtype=state.dtype)
+    )
 
 
 def spec_width(spec):
@@ -259,10 +285,10 @@ def draw_step_noise(spec, leading_shape, seed):
 
     `leading_shape` is `(batch,)` for one step. `seed` is the cell's
     `SeedGenerator` (a stateful draw, for loops where that is correct) or
-    the `StepSeed` of the step. Channel `k` of the result is `True` with the
-    probability the spec gives it, independently for every sample and unit
-    (and, with a fresh seed per step, for every step). Returns `None` for an
-    empty spec.
+    the `StatelessSeed` of the step. Channel `k` of the result is `True`
+    with the probability the spec gives it, independently for every sample
+    and unit (and, with a fresh seed per step, for every step). Returns
+    `None` for an empty spec.
     """
     if not spec:
         return None

@@ -5,7 +5,10 @@ from keras import ops
 from keras import tree
 
 from keras_recdrop import _compat
+from keras_recdrop import _validation
 from keras_recdrop import noise as noise_lib
+from keras_recdrop.cell_base import RegularizedCellBase
+from keras_recdrop.random_state import SavesRandomState
 
 
 def _iter_cells(cell):
@@ -15,21 +18,26 @@ def _iter_cells(cell):
         yield from _iter_cells(inner)
 
 
+def _package_cells(cell):
+    """The cells of this package in `cell` (a cell or a stack of cells)."""
+    return [c for c in _iter_cells(cell) if isinstance(c, RegularizedCellBase)]
+
+
 @keras.saving.register_keras_serializable(package="keras_recdrop")
-class RNN(keras.layers.RNN):
+class RNN(SavesRandomState, keras.layers.RNN):
     """`keras.layers.RNN` that gives every time step a stateless noise seed.
 
-    Same arguments and behaviour as `keras.layers.RNN`. The difference: for
-    every cell of this package that needs fresh noise at each step (zoneout,
-    Semeniuta with `per_step=True`), a table of `T` stateless seeds is drawn
-    before the time loop with one random call and scanned in with the
-    sequence, and each step draws its own noise from its seed
-    (`keras_recdrop.noise.StepSeed`). The loop body is then a pure function
-    of its inputs and of the state `[h, c]`, which makes per-step noise work
-    inside JAX's `lax.scan` (and under `jit_compile`) with the state exactly
-    that of `keras.layers.LSTMCell`, and no `(T, batch, units)` noise tensor
-    is ever built. A call at inference draws nothing. Works with
-    `StackedRNNCells`, masking, `go_backwards`, `stateful` and
+    Same arguments and behaviour as `keras.layers.RNN`, plus
+    `stateful_masks`. For every cell of this package that needs fresh noise
+    at each step (zoneout, Semeniuta with `per_step=True`), a table of `T`
+    stateless seeds is drawn before the time loop with one random call and
+    scanned in with the sequence, and each step draws its own noise from its
+    seed (`keras_recdrop.noise.StatelessSeed`). The loop body is then a pure
+    function of its inputs and of the state `[h, c]`, which makes per-step
+    noise work inside JAX's `lax.scan` (and under `jit_compile`) with the
+    state exactly that of `keras.layers.LSTMCell`, and no `(T, batch,
+    units)` noise tensor is ever built. A call at inference draws nothing.
+    Works with `StackedRNNCells`, masking, `go_backwards`, `stateful` and
     `keras.layers.Bidirectional`. With `go_backwards=True` a seeded cell's
     random stream is derived from its seed, so the two directions of a
     `Bidirectional` draw different masks (Keras copies the seed into both).
@@ -38,11 +46,38 @@ class RNN(keras.layers.RNN):
     the loop instead: this works on TensorFlow, PyTorch and unrolled JAX
     loops, and raises a clear error in a JAX `lax.scan`.
 
+    The random state (the cells' seed generators and, with
+    `stateful_masks`, the held masks' seed) is saved with the weights, so a
+    run resumed from a `.keras` file, `save_weights` or
+    `keras.callbacks.BackupAndRestore` continues the uninterrupted run's
+    random stream.
+
     Args:
         cell: A cell or a list of cells (see `keras.layers.RNN`).
-        **kwargs: Every other argument of `keras.layers.RNN`
-            (`return_sequences`, `return_state`, `go_backwards`, `stateful`,
-            `unroll`, `zero_output_for_mask`, ...).
+        return_sequences: Boolean. Whether to return the whole output
+            sequence or only its last output. Default: `False`.
+        return_state: Boolean. Whether to return the last state in addition
+            to the output. Default: `False`.
+        go_backwards: Boolean. If `True`, process the input sequence
+            backwards and return the reversed sequence. Default: `False`.
+        stateful: Boolean. If `True`, the last state of sample `i` of a
+            batch is the initial state of sample `i` of the next batch
+            (truncated backpropagation through long sequences split into
+            chunks). Default: `False`.
+        unroll: Boolean. If `True`, the loop is unrolled. Default: `False`.
+        zero_output_for_mask: Boolean. Whether masked steps output zeros
+            (else the previous output). Default: `False`.
+        stateful_masks: Boolean. Only with `stateful=True`. If `True`, the
+            per-sequence masks of the package's cells (input and recurrent
+            masks of Gal's dropout, Semeniuta's `per_step=False` mask,
+            DropConnect's weight mask) stay fixed across the calls (chunks)
+            of one sequence until `reset_states()`, which draws new ones:
+            the variational semantics for a sequence that does not fit in
+            one batch. Default `False`: new masks at every call. Per-step
+            noise (zoneout, Semeniuta `per_step=True`) is fresh at every
+            step either way.
+        **kwargs: Other arguments of `keras.layers.Layer` (`name`, `dtype`,
+            ...).
 
     Call arguments:
         sequences: A 3D tensor `(batch, timesteps, features)`.
@@ -61,19 +96,90 @@ class RNN(keras.layers.RNN):
     (8, 10, 4)
     """
 
-    def __init__(self, cell, *args, **kwargs):
-        super().__init__(cell, *args, **kwargs)
+    def __init__(
+        self,
+        cell,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        zero_output_for_mask=False,
+        *,
+        stateful_masks=False,
+        **kwargs,
+    ):
+        stateful_masks = _validation.check_bool(
+            "stateful_masks", stateful_masks
+        )
+        if stateful_masks and not stateful:
+            raise ValueError(
+                "Argument `stateful_masks=True` holds the masks across the "
+                "calls of a stateful layer and needs `stateful=True`; "
+                f"received stateful={stateful!r}."
+            )
+        super().__init__(
+            cell,
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            unroll=unroll,
+            zero_output_for_mask=zero_output_for_mask,
+            **kwargs,
+        )
         # Keras 3.16's `keras.layers.RNN.__init__` sets this to `False`,
         # which drops the output mask of `return_sequences=True` for the
         # layers after it; this layer computes and propagates masks.
         self.supports_masking = True
+        self.stateful_masks = stateful_masks
+        self.mask_seed_generator = None
+        if stateful_masks:
+            seeds = [c.seed for c in _package_cells(self.cell)]
+            seed = seeds[0] if seeds else None
+            self.mask_seed_generator = keras.random.SeedGenerator(
+                None if seed is None else noise_lib.derived_seed(seed, 1)
+            )
         if self.go_backwards:
             # `keras.layers.Bidirectional` builds the backward layer from the
             # forward layer's config, seeds included: derive the backward
             # direction's streams so the two directions draw different masks,
             # reproducibly.
-            for inner in _iter_cells(self.cell):
-                noise_lib.reseed_for_backward_direction(inner)
+            for inner in _package_cells(self.cell):
+                noise_lib.reseed_for_backward_direction(
+                    inner.seed_generator, inner.seed
+                )
+            if self.mask_seed_generator is not None:
+                noise_lib.reseed_for_backward_direction(
+                    self.mask_seed_generator, seed
+                )
+
+    def _random_state_generators(self):
+        if self.mask_seed_generator is None:
+            return []
+        return [self.mask_seed_generator]
+
+    def reset_state(self):
+        super().reset_state()
+        if self.mask_seed_generator is not None:
+            # The next sequence gets new masks.
+            self.mask_seed_generator.next()
+
+    def _hold_masks(self):
+        """Gives every package cell the stateless seeds of its held masks."""
+        cells = _package_cells(self.cell)
+        purposes = RegularizedCellBase.MASK_PURPOSES
+        seeds = noise_lib.derive_seeds(
+            noise_lib.StatelessSeed(self.mask_seed_generator.state.value),
+            len(cells) * len(purposes),
+        )
+        for index, cell in enumerate(cells):
+            cell._held_mask_seeds = {
+                purpose: noise_lib.StatelessSeed(
+                    seeds[index * len(purposes) + k]
+                )
+                for k, purpose in enumerate(purposes)
+            }
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
         # `keras.layers.RNN.call` draws the cells' per-sequence masks before
@@ -81,6 +187,8 @@ class RNN(keras.layers.RNN):
         # `_maybe_config_dropout_masks` draws nothing at inference (no
         # random op, no seed advance in an inference graph).
         self._training_call = bool(training)
+        if self.stateful_masks and training:
+            self._hold_masks()
         try:
             return super().call(
                 sequences,
@@ -92,21 +200,26 @@ class RNN(keras.layers.RNN):
             self._training_call = None
             # Also after an error: masks and weights derived for this call
             # must not leak into the next one.
-            self._maybe_reset_dropout_masks(self.cell)
+            for cell in _package_cells(self.cell):
+                cell.reset_dropout_mask()
+                cell.reset_recurrent_dropout_mask()
+                cell._held_mask_seeds = None
 
     def _maybe_config_dropout_masks(self, cell, input_sequence, input_state):
         if getattr(self, "_training_call", None) is False:
             return
         super()._maybe_config_dropout_masks(cell, input_sequence, input_state)
 
+    def get_config(self):
+        return {**super().get_config(), "stateful_masks": self.stateful_masks}
+
     def inner_loop(self, sequences, initial_state, mask, training=False):
         training = bool(training)
         timesteps = sequences.shape[1]
         noisy = [
             cell
-            for cell in _iter_cells(self.cell)
-            if getattr(cell, "step_noise_spec", None) is not None
-            and cell.step_noise_spec(training)
+            for cell in _package_cells(self.cell)
+            if cell.step_noise_spec(training)
         ]
         if timesteps is None:
             # A dynamic length (only possible on TensorFlow and PyTorch,
@@ -137,7 +250,7 @@ class RNN(keras.layers.RNN):
         def step(inputs, states):
             step_input, *seeds = inputs
             for cell, seed in zip(noisy, seeds, strict=True):
-                cell._step_seed = noise_lib.StepSeed(seed[0])
+                cell._step_seed = noise_lib.StatelessSeed(seed[0])
             if keras.backend.backend() == "torch" and self.stateful:
                 states = tree.map_structure(ops.copy, states)
             output, new_states = self.cell(step_input, states, **cell_kwargs)

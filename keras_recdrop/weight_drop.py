@@ -66,7 +66,7 @@ class WeightDropLSTMCell(LSTMCellBase):
                 1,
                 self.recurrent_kernel,
                 self.weight_dropout,
-                self.seed_generator,
+                self._mask_seed("weight"),
             )[0]
         return self._weight_mask
 
@@ -86,8 +86,8 @@ class WeightDropLSTMCell(LSTMCellBase):
             not training or self.weight_dropout == 0
         )
 
-    def _step_weight(self, name, training):
-        weight = super()._step_weight(name, training)
+    def _effective_weight(self, name, training):
+        weight = super()._effective_weight(name, training)
         if name != "recurrent_kernel" or not training:
             return weight
         if self.weight_dropout == 0:

@@ -136,6 +136,10 @@ def test_installed_keras_layout_is_found():
 class _MaskEcho(keras.layers.Layer):
     """Returns the mask it receives as floats (ones if it gets none)."""
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
     def call(self, inputs, mask=None):
         if mask is None:
             return ops.ones(ops.shape(inputs)[:2])
