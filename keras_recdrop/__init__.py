@@ -10,6 +10,7 @@ per-step noise before its time loop; the ready-made `ZoneoutLSTM`,
 (Krueger & Memisevic 2016).
 """
 
+from keras_recdrop._version import __version__
 from keras_recdrop.cell_base import RegularizedCellBase
 from keras_recdrop.embedding import DropoutEmbedding
 from keras_recdrop.gal import GalGRUCell
@@ -31,9 +32,8 @@ from keras_recdrop.weight_drop import WeightDropLSTMCell
 from keras_recdrop.zoneout import ZoneoutGRUCell
 from keras_recdrop.zoneout import ZoneoutLSTMCell
 
-__version__ = "0.1.0"
-
 __all__ = [
+    "__version__",
     "GalGRU",
     "GalLSTM",
     "SemeniutaGRU",

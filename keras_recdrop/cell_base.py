@@ -39,9 +39,8 @@ def _masked_products(x, masks, kernels):
     gradient is written out so that a step keeps only `x` for the backward
     pass: the masks and kernels are loop constants, and the masked copies
     `x * m_k` are recomputed in the backward pass instead of being stored
-    for every step. Automatic differentiation would keep the masked copies
-    of every step (on TensorFlow's `while_loop` one more `(batch, units)`
-    tensor per step and mask).
+    for every step, as automatic differentiation would (rule 3 of "Loop
+    constants" in docs/design.md).
 
         dL/dx   = sum_k (dL/dz_k K_k^T) * m_k
         dL/dK_k = (x * m_k)^T dL/dz_k
@@ -95,8 +94,8 @@ def _masked_products(x, masks, kernels):
     # to its own shape: no copy on any backend). The backends' custom
     # gradients take tensors, not variables (PyTorch refuses them,
     # TensorFlow would ask for their gradients separately). Tensors (gate
-    # blocks derived before the loop) are passed as they are: inside a
-    # TensorFlow loop a reshape would be a new tensor per step.
+    # blocks derived before the loop) are passed as they are: a reshape
+    # would not be a loop constant ("Loop constants" in docs/design.md).
     kernels = [
         ops.reshape(k, ops.shape(k)) if isinstance(k, keras.Variable) else k
         for k in kernels
@@ -333,11 +332,9 @@ class RegularizedCellBase(
         weights: they would go stale after the next update); cleared by
         `reset_recurrent_dropout_mask` after the loop.
 
-        Inside a TensorFlow `while_loop`, every tensor a step derives from a
-        weight (a gate block of the kernel, a DropConnect-masked kernel) is
-        a new tensor at every iteration, and the gradient keeps one copy
-        per step: a `(U, 4U)` kernel per step for per-gate masks. Derived
-        here, before the loop, they are loop constants on every backend.
+        Derived here, before the loop, the gate blocks and DropConnect's
+        masked kernel are loop constants (rule 1 of "Loop constants" in
+        docs/design.md).
         """
         self._loop_weights = {}
         for name in ("kernel", "recurrent_kernel"):

@@ -177,8 +177,7 @@ def draw_masks(count, like, rate, seed, dtype=None):
     exactly `0` (probability `rate`) or `1 / (1 - rate)`, in `dtype`
     (default: `like.dtype`). All masks come from a single random call; they
     are separate tensors so that a time loop reads each as a loop constant
-    (a slice taken inside a TensorFlow loop body is a new tensor at every
-    step, which the gradient would keep).
+    (rule 2 of "Loop constants" in docs/design.md).
 
     Args:
         count: Number of masks (1 for a tied mask, 4 for per-gate LSTM
@@ -205,9 +204,9 @@ def apply_mask(x, mask, scale=None):
     `where(mask, x * scale, 0)`. The mask receives no gradient. The gradient
     with respect to `x` is the same masking of the upstream gradient, so a
     step keeps the mask (a boolean mask: a quarter of a float tensor) and
-    never `x` (automatic differentiation of `x * mask` would keep `x` for
-    the mask's unused gradient, on TensorFlow's `while_loop` one more
-    `(batch, units)` float tensor per step).
+    never `x`, which automatic differentiation of `x * mask` would keep for
+    the mask's unused gradient (rule 3 of "Loop constants" in
+    docs/design.md).
     """
 
     def masked(value, mask):

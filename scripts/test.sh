@@ -8,7 +8,11 @@ cd "$root"
 backends="${KERAS_BACKEND:-tensorflow jax torch}"
 status=0
 for backend in $backends; do
-  echo "=== tests on the $backend backend ==="
+  echo "=== tests on the $backend backend, keras $(python -c \
+    'import importlib.metadata as m, importlib.util as u
+print(m.version("keras-nightly" if u.find_spec("keras") and not any(
+    d.metadata["Name"] == "keras" for d in m.distributions()) else "keras"))'
+  ) ==="
   KERAS_BACKEND="$backend" python -m pytest tests -p no:cacheprovider "$@" || status=1
 done
 exit "$status"
