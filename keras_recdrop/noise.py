@@ -15,24 +15,25 @@ Two kinds of noise exist in recurrent regularizers:
   under a jitted `stateless_call`. `keras_recdrop.RNN` therefore draws a
   table of `T` stateless seeds for each noisy cell before the loop (one
   random call, `draw_step_seeds`) and scans it in with the sequence; every
-  step draws its own `(batch, width)` noise from its row (`StatelessSeed`). The
-  loop body stays a pure function, the recurrent state stays exactly
-  `[h, c]`, and no `(T, batch, width)` noise tensor exists (see
-  `docs/design.md`).
+  step draws its own `(batch, width)` noise from its row (`StatelessSeed`,
+  drawn on the device by `_stateless`). The loop body stays a pure
+  function, the recurrent state stays exactly `[h, c]`, and no
+  `(T, batch, width)` noise tensor exists (see `docs/design.md`).
 
 Per-step noise is described by a *noise spec*: an ordered tuple of
 `(name, probability_of_true, width)` channels. It is drawn as one boolean
-tensor `(..., sum(widths))` and split back into named channels with
-`split_step_noise`.
+tensor `(..., sum(widths))` from 16-bit random integers (so probabilities
+are multiples of 2^-16, `quantized_probability`) and split back into named
+channels with `split_step_noise`.
 
-Every draw goes through `_uniform`, which is `keras.random.uniform` except
-in one case: inside a `tf.distribute` replica context with more than one
-replica in sync (`MirroredStrategy` and friends), each replica runs the
-same step with a *mirrored* seed-generator state, so it would draw exactly
-the same numbers as every other replica (Keras issue #18426). There the
-replica id is folded into the seed of the draw, so every replica draws its
-own masks and noise, reproducibly. Without such a strategy, and on JAX and
-PyTorch, nothing changes (see `docs/scaling.md`).
+Every draw from a generator goes through `_uniform`, which is
+`keras.random.uniform` except in one case: inside a `tf.distribute` replica
+context with more than one replica in sync (`MirroredStrategy` and friends),
+each replica runs the same step with a *mirrored* seed-generator state, so
+it would draw exactly the same numbers as every other replica (Keras issue
+#18426). There the replica id is folded into the seed of the draw, so every
+replica draws its own masks and noise, reproducibly. Without such a
+strategy, and on JAX and PyTorch, nothing changes (see `docs/scaling.md`).
 """
 
 import collections
@@ -42,6 +43,7 @@ from keras import ops
 
 from keras_recdrop import _compat
 from keras_recdrop import _gradient
+from keras_recdrop import _stateless
 
 
 def _tf_replica_id():
@@ -81,88 +83,53 @@ class StatelessSeed(collections.namedtuple("StatelessSeed", ["seed"])):
 _MAX_SEED = 2**31 - 1
 
 
+def _next_seed(seed_generator):
+    """The generator's next seed `(2,)`, distinct per `tf.distribute` replica.
+
+    Advances the generator once, as `keras.random` does. Inside a
+    multi-replica `tf.distribute` context the generator's state is
+    mirrored, so every replica would get the same seed: the replica id is
+    folded in, so each replica draws its own stream, and the same seed
+    reproduces them all.
+    """
+    seed = seed_generator.next()
+    replica = _tf_replica_id()
+    if replica is None:
+        return seed
+    import tensorflow as tf
+
+    return tf.random.experimental.stateless_fold_in(
+        tf.cast(seed, "int64"), tf.cast(replica, "int64")
+    )
+
+
 def draw_step_seeds(seed_generator, timesteps):
     """The seeds of `timesteps` steps, one random call: int32 `(T, 2)`.
 
     Advances `seed_generator` once. Each row is a fresh pseudo-random
     pair, so the streams of different steps (and calls) are unrelated to
-    each other and to the generator's own draws. Inside a multi-replica
-    `tf.distribute` context the replica id is folded into the draw, so
-    every replica's steps get their own seeds.
+    each other and to the generator's own draws; every replica of a
+    `tf.distribute` strategy gets its own.
     """
-    shape = (timesteps, 2)
-    replica = _tf_replica_id()
-    if replica is None:
-        return keras.random.randint(
-            shape, 0, _MAX_SEED, dtype="int32", seed=seed_generator
-        )
-    import tensorflow as tf
-
-    folded = tf.random.experimental.stateless_fold_in(
-        tf.cast(seed_generator.next(), "int64"), tf.cast(replica, "int64")
-    )
-    return tf.random.stateless_uniform(
-        shape, seed=folded, minval=0, maxval=_MAX_SEED, dtype="int32"
-    )
-
-
-def _uniform_at_step(shape, seed):
-    """Float32 uniforms in `[0, 1)` from a `StatelessSeed`, without any state.
-
-    `keras.random` takes a seed tensor on JAX only, so the TensorFlow and
-    eager backends are called here (a lazy import on TensorFlow, which
-    Keras has already imported; design note in docs/design.md).
-    """
-    backend = keras.backend.backend()
-    if backend == "jax":
-        # Keras's JAX backend takes a raw `uint32` key array as the seed.
-        key = ops.cast(seed.seed, "uint32")
-        return keras.random.uniform(shape, dtype="float32", seed=key)
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return tf.random.stateless_uniform(
-            shape, seed=seed.seed, dtype="float32"
-        )
-    # PyTorch and NumPy run the loop eagerly: the seed's values are known,
-    # so Keras's own integer-seeded draw is used with the pair combined
-    # into one integer.
-    first, second = (int(v) for v in ops.convert_to_numpy(seed.seed))
-    return keras.random.uniform(
-        shape, dtype="float32", seed=(first * 1_000_003 + second) % _MAX_SEED
-    )
+    return _stateless.seeds(timesteps, _next_seed(seed_generator))
 
 
 def _uniform(shape, seed):
     """Float32 uniforms in `[0, 1)`, one random call, distinct per replica.
 
-    `seed` is a `keras.random.SeedGenerator`, an int or a `StatelessSeed`.
-    Outside a multi-replica `tf.distribute` context a generator or int seed
-    gives exactly `keras.random.uniform(shape, dtype="float32", seed=seed)`.
-    Inside one, the generator's state is mirrored, so every replica would
-    draw the same numbers: the seed of this draw (advancing the generator
-    exactly as `keras.random.uniform` does) is folded with the replica id,
-    so each replica draws its own stream, and the same seed reproduces them
-    all. (`keras.random.uniform` on the TensorFlow backend accepts only ints
-    and `SeedGenerator`s as seeds, not a seed tensor, so the folded seed is
-    used with TensorFlow's stateless uniform, the op Keras itself uses.) A
-    `StatelessSeed` already carries the replica id (see `draw_step_seeds`).
+    `seed` is a `keras.random.SeedGenerator` (advanced once, as
+    `keras.random.uniform` advances it), an int, or a `StatelessSeed`.
+    Every draw is a stateless draw on the device from a seed tensor
+    (`_stateless`): the generator only provides the seed, so no draw copies
+    a seed to the host (Keras's PyTorch random ops do, to seed a
+    `torch.Generator`), and a generator's seed is folded with the
+    `tf.distribute` replica id (see `_next_seed`).
     """
     if isinstance(seed, StatelessSeed):
-        return _uniform_at_step(shape, seed)
-    replica = _tf_replica_id()
-    if replica is None:
-        return keras.random.uniform(shape, dtype="float32", seed=seed)
-    import tensorflow as tf
-
+        return _stateless.uniform(shape, seed.seed)
     if isinstance(seed, keras.random.SeedGenerator):
-        base = seed.next()
-    else:
-        base = ops.convert_to_tensor([seed, 0], dtype="int64")
-    folded = tf.random.experimental.stateless_fold_in(
-        tf.cast(base, "int64"), tf.cast(replica, "int64")
-    )
-    return tf.random.stateless_uniform(shape, seed=folded, dtype="float32")
+        return _stateless.uniform(shape, _next_seed(seed))
+    return keras.random.uniform(shape, dtype="float32", seed=seed)
 
 
 def inverted_dropout_scale(rate):
@@ -248,8 +215,7 @@ def derive_seeds(seed, count):
                 tf.cast(seed.seed, "int64"), tf.cast(replica, "int64")
             )
         )
-    uniforms = _uniform_at_step((count, 2), seed)
-    return ops.cast(uniforms * _MAX_SEED, "int32")
+    return _stateless.seeds(count, seed.seed)
 
 
 def reseed_for_backward_direction(generator, seed):
@@ -272,11 +238,35 @@ def spec_width(spec):
     return sum(width for _, _, width in spec)
 
 
-def _thresholds(spec):
+BERNOULLI_RESOLUTION = 2**16
+
+
+def quantized_probability(probability):
+    """The probability a per-step Bernoulli decision of `probability` has.
+
+    Decisions compare 16-bit random integers with
+    `round(probability * 2^16)`, so the probability is quantized to a
+    multiple of 2^-16 (at most 2^-17 from the rate given).
+    """
+    return round(probability * BERNOULLI_RESOLUTION) / BERNOULLI_RESOLUTION
+
+
+def _thresholds16(spec):
     parts = [
-        ops.full((width,), prob, dtype="float32") for _, prob, width in spec
+        ops.full((width,), round(prob * BERNOULLI_RESOLUTION), dtype="int32")
+        for _, prob, width in spec
     ]
     return ops.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
+
+
+def _bits16(shape, seed):
+    """Int32 values uniform on `[0, 2^16)`, from any kind of seed."""
+    if isinstance(seed, StatelessSeed):
+        return _stateless.bits16(shape, seed.seed)
+    # A generator (a stateful draw): 16 of a float32 uniform's 24 bits.
+    return ops.cast(
+        ops.floor(_uniform(shape, seed) * BERNOULLI_RESOLUTION), "int32"
+    )
 
 
 def draw_step_noise(spec, leading_shape, seed):
@@ -285,14 +275,15 @@ def draw_step_noise(spec, leading_shape, seed):
     `leading_shape` is `(batch,)` for one step. `seed` is the cell's
     `SeedGenerator` (a stateful draw, for loops where that is correct) or
     the `StatelessSeed` of the step. Channel `k` of the result is `True`
-    with the probability the spec gives it, independently for every sample
-    and unit (and, with a fresh seed per step, for every step). Returns
-    `None` for an empty spec.
+    with the probability the spec gives it, quantized to a multiple of
+    2^-16 (`quantized_probability`), independently for every sample and
+    unit (and, with a fresh seed per step, for every step). Returns `None`
+    for an empty spec.
     """
     if not spec:
         return None
     shape = tuple(leading_shape) + (spec_width(spec),)
-    return _uniform(shape, seed) < _thresholds(spec)
+    return _bits16(shape, seed) < _thresholds16(spec)
 
 
 def split_step_noise(spec, noise):
