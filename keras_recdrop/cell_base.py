@@ -30,9 +30,16 @@ def _per_gate(masks):
     return masks is not None and len(masks) > 1
 
 
+def _rows(t):
+    """`t` as a matrix: its leading axes (steps, batch) merged into rows."""
+    return t if len(t.shape) == 2 else ops.reshape(t, (-1, t.shape[-1]))
+
+
 def _masked_products(x, masks, kernels):
     """`concat_k((x * m_k) K_k)` (no bias) under one mask or one per kernel.
 
+    `x` is `(batch, features)` (one step) or `(steps, batch, features)`
+    (all steps at once, with per-sequence masks `(batch, features)`).
     `masks` is a tuple of one mask shared by every kernel or of one mask
     per kernel; `kernels` is the whole kernel (one product) or its gate
     blocks (one product each). The value is the plain expression. The
@@ -82,7 +89,7 @@ def _masked_products(x, masks, kernels):
                 terms = [b * m for b, m in zip(back, masks, strict=True)]
                 dx = sum(terms[1:], terms[0])
             kernel_grads = [
-                ops.matmul(ops.transpose(xm), d)
+                ops.matmul(ops.transpose(_rows(xm)), _rows(d))
                 for xm, d in zip(masked_copies(), ups, strict=True)
             ]
             # The masks are not trained: no gradient.
@@ -147,7 +154,7 @@ class RegularizedCellBase(
     (each step)
     `computes_plain_rnn(training)`        `True` without dropout (then a
     (each call)                           layer may run a fused kernel);
-                                          zoneout, DropConnect
+                                          zoneout: `False` when it blends
     ====================================  ==================================
 
     `G` is the number of gates (4 for an LSTM, 3 for a GRU); states are
@@ -375,13 +382,6 @@ class RegularizedCellBase(
             z = _masked_products(x, masks, (kernel,))
         return z if fused else ops.split(z, self.num_gates, axis=-1)
 
-    def _masks(self, inputs, h_tm1, training):
-        """`(input_masks, recurrent_masks)` for this step (`None`: none)."""
-        if not training:
-            return None, None
-        # Not the pre-loop hook: a step never derives weights to keep.
-        return self.get_dropout_mask(inputs), self._recurrent_masks(h_tm1)
-
     # ------------------------------------------------------- per-step noise
     def step_noise_spec(self, training):
         """Channels of per-step noise the cell needs (empty: none).
@@ -419,9 +419,12 @@ class RegularizedCellBase(
         return noise_lib.split_step_noise(spec, noise)
 
     def computes_plain_rnn(self, training):
-        """Whether a call computes the plain LSTM/GRU: no noise, no blend.
+        """Whether a call computes the plain LSTM/GRU equations.
 
-        Then a layer may use the backend's fused kernel (cuDNN on a GPU).
+        With the weights `_effective_weight` gives (DropConnect's masked
+        recurrent kernel in training), and no mask on an activation, no
+        per-step noise and no blend of states. Then `keras_recdrop.RNN` may
+        run the backend's fused kernel (cuDNN on a GPU).
         """
         if not training:
             return True

@@ -19,6 +19,7 @@ Both `implementation` modes compute the same function with the same masks.
 
 from keras import ops
 
+from keras_recdrop import _compat
 from keras_recdrop import _validation
 from keras_recdrop.cell_base import RegularizedCellBase
 from keras_recdrop.cell_base import gate_products
@@ -62,24 +63,27 @@ class GRUCellBase(RegularizedCellBase):
             return self.bias, None
         return self.bias[0], self.bias[1]
 
-    def call(self, inputs, states, training=False):
+    def _input_projection(self, inputs, input_masks, training):
+        """`(x_t * m^x_k) W_k + b^x_k` of the three gates: `(..., 3 * units)`.
+
+        It depends on neither `h` nor `c`, so `inputs` may be one step
+        `(batch, features)` or all steps `(timesteps, batch, features)`.
+        """
+        z = self._products(inputs, "kernel", input_masks, training, fused=True)
+        input_bias, _ = self._biases()
+        return z if input_bias is None else z + input_bias
+
+    def _step(self, x_projection, states, training):
+        """One step from the input projection and the previous `h`."""
         nested = isinstance(states, (list, tuple))
         h_tm1 = states[0] if nested else states
-        training = bool(training)
-        input_masks, recurrent_masks = self._masks(inputs, h_tm1, training)
-        if not self.recurrent_masks_multiply_state:
-            state_masks = None
-        else:
-            state_masks = recurrent_masks
-        noise = self._current_step_noise(inputs, training)
-        input_bias, recurrent_bias = self._biases()
-
-        x_z, x_r, x_h = self._products(
-            inputs, "kernel", input_masks, training, fused=False
+        recurrent_masks = self._recurrent_masks(h_tm1) if training else None
+        state_masks = (
+            recurrent_masks if self.recurrent_masks_multiply_state else None
         )
-        if input_bias is not None:
-            b_z, b_r, b_h = ops.split(input_bias, 3, axis=0)
-            x_z, x_r, x_h = x_z + b_z, x_r + b_r, x_h + b_h
+        noise = self._current_step_noise(h_tm1, training)
+        _, recurrent_bias = self._biases()
+        x_z, x_r, x_h = ops.split(x_projection, 3, axis=-1)
         if self.reset_after:
             u_z, u_r, u_h = self._products(
                 h_tm1, "recurrent_kernel", state_masks, training, fused=False
@@ -116,6 +120,35 @@ class GRUCellBase(RegularizedCellBase):
             {"h": h_tm1}, {"h": h_new}, noise, training
         )["h"]
         return h, ([h] if nested else h)
+
+    def call(self, inputs, states, training=False):
+        training = bool(training)
+        input_masks = self.get_dropout_mask(inputs) if training else None
+        return self._step(
+            self._input_projection(inputs, input_masks, training),
+            states,
+            training,
+        )
+
+    def _fused_loop(self, sequences, initial_state, mask, training, **kwargs):
+        """The backend's fused GRU (cuDNN; PyTorch's CPU fallback).
+
+        Raises `NotImplementedError` where the backend has none.
+        """
+        if isinstance(initial_state, (list, tuple)):
+            initial_state = initial_state[0]
+        return _compat.fused_gru(
+            sequences,
+            initial_state,
+            mask,
+            kernel=self._weight("kernel", training),
+            recurrent_kernel=self._weight("recurrent_kernel", training),
+            bias=self.bias,
+            activation=self.activation,
+            recurrent_activation=self.recurrent_activation,
+            reset_after=self.reset_after,
+            **kwargs,
+        )
 
     def get_config(self):
         return {**super().get_config(), "reset_after": self.reset_after}

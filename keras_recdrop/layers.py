@@ -18,9 +18,7 @@ import inspect
 import textwrap
 
 import keras
-from keras import tree
 
-from keras_recdrop import _compat
 from keras_recdrop import _validation
 from keras_recdrop.gal import GalGRUCell
 from keras_recdrop.gal import GalLSTMCell
@@ -85,33 +83,6 @@ class _CellLayer(RNN):
         self.input_spec = keras.layers.InputSpec(ndim=3)
         self.use_cudnn = use_cudnn
 
-    def _fused_kernel(self, sequences, initial_state, mask):
-        raise NotImplementedError
-
-    def inner_loop(self, sequences, initial_state, mask, training=False):
-        if tree.is_nested(mask):
-            mask = mask[0]
-        if self.use_cudnn in ("auto", True) and self.cell.computes_plain_rnn(
-            bool(training)
-        ):
-            try:
-                out = self._fused_kernel(sequences, initial_state, mask)
-                if keras.backend.backend() == "tensorflow":
-                    self.supports_jit = False
-                return out
-            except NotImplementedError:
-                pass
-        if self.use_cudnn is True:
-            raise ValueError(
-                "use_cudnn=True was specified, but no fused (cuDNN) kernel "
-                "is available for this configuration on this backend (it "
-                "needs a GPU, and a call without active noise). Pass "
-                "use_cudnn='auto' to fall back to the cell loop."
-            )
-        return super().inner_loop(
-            sequences, initial_state, mask, training=training
-        )
-
     def get_config(self):
         cell_config = {
             k: v
@@ -167,22 +138,6 @@ class _LSTMLayer(_CellLayer):
         }
         self._init_layer(*_split_arguments(arguments), kwargs)
 
-    def _fused_kernel(self, sequences, initial_state, mask):
-        return _compat.fused_lstm(
-            sequences,
-            initial_state[0],
-            initial_state[1],
-            mask,
-            kernel=self.cell.kernel,
-            recurrent_kernel=self.cell.recurrent_kernel,
-            bias=self.cell.bias,
-            activation=self.cell.activation,
-            recurrent_activation=self.cell.recurrent_activation,
-            return_sequences=self.return_sequences,
-            go_backwards=self.go_backwards,
-            unroll=self.unroll,
-        )
-
 
 class _GRULayer(_CellLayer):
     """`keras.layers.GRU`'s arguments, then the package's own."""
@@ -223,25 +178,6 @@ class _GRULayer(_CellLayer):
             k: v for k, v in locals().items() if k not in ("self", "kwargs")
         }
         self._init_layer(*_split_arguments(arguments), kwargs)
-
-    def _fused_kernel(self, sequences, initial_state, mask):
-        if tree.is_nested(initial_state):
-            initial_state = initial_state[0]
-        last, outputs, state = _compat.fused_gru(
-            sequences,
-            initial_state,
-            mask,
-            kernel=self.cell.kernel,
-            recurrent_kernel=self.cell.recurrent_kernel,
-            bias=self.cell.bias,
-            activation=self.cell.activation,
-            recurrent_activation=self.cell.recurrent_activation,
-            return_sequences=self.return_sequences,
-            go_backwards=self.go_backwards,
-            unroll=self.unroll,
-            reset_after=self.cell.reset_after,
-        )
-        return last, outputs, state
 
 
 def _split_arguments(arguments):

@@ -6,21 +6,25 @@ i, f, c, o) and state `[h, c]`:
 
     z_k = (x_t * m^x_k) W_k + (h_{t-1} * m^h_k) U_k + b_k,  k in {i, f, c, o}
     i = σ(z_i)   f = σ(z_f)   g = tanh(z_c)   o = σ(z_o)
-    ĉ_t = f * c_{t-1} + update(i * g)
+    ĉ_t = f * c_{t-1} + transform_candidate_update(i * g)
     ĥ_t = o * tanh(ĉ_t)
-    (h_t, c_t) = next_state((h_{t-1}, c_{t-1}), (ĥ_t, ĉ_t))
+    (h_t, c_t) = select_next_state((h_{t-1}, c_{t-1}), (ĥ_t, ĉ_t))
 
 `m^x_k`, `m^h_k` are per-sequence inverted dropout masks (four independent
-masks, or one shared with `tied_masks=True`); `update` and `next_state`
-are the regularizers' hooks (see `cell_base`). Both `implementation` modes
-compute this same function with the same masks: mode 1 gate by gate, mode 2
-on the `(batch, 4 * units)` pre-activation at once, so recurrent dropout
-never forces mode 1.
+masks, or one shared with `tied_masks=True`); the two functions are the
+regularizers' hooks (see `cell_base`). Both `implementation` modes compute
+this same function with the same masks: mode 1 with one product per gate,
+mode 2 with one product where the masks allow it, so recurrent dropout
+never forces mode 1. A step is split in two: the input projection
+`(x_t * m^x_k) W_k + b_k`, which depends on neither `h` nor `c`
+(`keras_recdrop.RNN` computes it for all steps at once on PyTorch), and the
+rest (`_step`).
 """
 
 from keras import initializers
 from keras import ops
 
+from keras_recdrop import _compat
 from keras_recdrop import _validation
 from keras_recdrop.cell_base import RegularizedCellBase
 
@@ -73,41 +77,27 @@ class LSTMCellBase(RegularizedCellBase):
             constraint=self.bias_constraint,
         )
 
-    def _preactivations(
-        self, inputs, h_tm1, input_masks, state_masks, training
-    ):
-        if self.implementation == 1:
-            x_parts = self._products(
-                inputs, "kernel", input_masks, training, fused=False
-            )
-            h_parts = self._products(
-                h_tm1, "recurrent_kernel", state_masks, training, fused=False
-            )
-            z = [a + b for a, b in zip(x_parts, h_parts, strict=True)]
-            if self.bias is not None:
-                biases = ops.split(self.bias, 4, axis=0)
-                z = [z_k + b_k for z_k, b_k in zip(z, biases, strict=True)]
-            return z
+    def _input_projection(self, inputs, input_masks, training):
+        """`(x_t * m^x_k) W_k + b_k` of the four gates: `(..., 4 * units)`.
+
+        It depends on neither `h` nor `c`, so `inputs` may be one step
+        `(batch, features)` or all steps `(timesteps, batch, features)`.
+        """
         z = self._products(inputs, "kernel", input_masks, training, fused=True)
-        z = z + self._products(
+        return z if self.bias is None else z + self.bias
+
+    def _step(self, x_projection, states, training):
+        """One step from the input projection and the previous `[h, c]`."""
+        h_tm1, c_tm1 = states[0], states[1]
+        recurrent_masks = self._recurrent_masks(h_tm1) if training else None
+        noise = self._current_step_noise(h_tm1, training)
+        state_masks = (
+            recurrent_masks if self.recurrent_masks_multiply_state else None
+        )
+        z = x_projection + self._products(
             h_tm1, "recurrent_kernel", state_masks, training, fused=True
         )
-        if self.bias is not None:
-            z = z + self.bias
-        return ops.split(z, 4, axis=1)
-
-    def call(self, inputs, states, training=False):
-        h_tm1, c_tm1 = states[0], states[1]
-        training = bool(training)
-        input_masks, recurrent_masks = self._masks(inputs, h_tm1, training)
-        noise = self._current_step_noise(inputs, training)
-        z_i, z_f, z_c, z_o = self._preactivations(
-            inputs,
-            h_tm1,
-            input_masks,
-            recurrent_masks if self.recurrent_masks_multiply_state else None,
-            training,
-        )
+        z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
         i = self.recurrent_activation(z_i)
         f = self.recurrent_activation(z_f)
         g = self.activation(z_c)
@@ -121,6 +111,33 @@ class LSTMCellBase(RegularizedCellBase):
             {"h": h_tm1, "c": c_tm1}, {"h": h_new, "c": c_new}, noise, training
         )
         return state["h"], [state["h"], state["c"]]
+
+    def call(self, inputs, states, training=False):
+        training = bool(training)
+        input_masks = self.get_dropout_mask(inputs) if training else None
+        return self._step(
+            self._input_projection(inputs, input_masks, training),
+            states,
+            training,
+        )
+
+    def _fused_loop(self, sequences, initial_state, mask, training, **kwargs):
+        """The backend's fused LSTM (cuDNN; PyTorch's CPU fallback).
+
+        Raises `NotImplementedError` where the backend has none.
+        """
+        return _compat.fused_lstm(
+            sequences,
+            initial_state[0],
+            initial_state[1],
+            mask,
+            kernel=self._weight("kernel", training),
+            recurrent_kernel=self._weight("recurrent_kernel", training),
+            bias=self.bias,
+            activation=self.activation,
+            recurrent_activation=self.recurrent_activation,
+            **kwargs,
+        )
 
     def get_config(self):
         return {

@@ -42,6 +42,14 @@ class RNN(SavesRandomState, keras.layers.RNN):
     random stream is derived from its seed, so the two directions of a
     `Bidirectional` draw different masks (Keras copies the seed into both).
 
+    When the cell is one cell of this package and a call computes a plain
+    LSTM/GRU (inference with Gal's, Semeniuta's or DropConnect's dropout,
+    DropConnect's training with only its weight mask, or all rates 0), the
+    layer runs the backend's fused kernel, as `keras.layers.LSTM` does
+    (cuDNN on a GPU; a fused CPU kernel on PyTorch), and the cell loop where
+    the backend has none. On PyTorch the loop computes the input
+    projections of all steps before it (see docs/design.md).
+
     With `keras.layers.RNN` the same cells draw their per-step noise inside
     the loop instead: this works on TensorFlow, PyTorch and unrolled JAX
     loops, and raises a clear error in a JAX `lax.scan`.
@@ -95,6 +103,10 @@ class RNN(SavesRandomState, keras.layers.RNN):
     >>> tuple(layer(x, training=True).shape)
     (8, 10, 4)
     """
+
+    # Whether a call that computes a plain LSTM/GRU runs the backend's fused
+    # kernel (see `inner_loop`); the ready-made layers take it as an argument.
+    use_cudnn = "auto"
 
     def __init__(
         self,
@@ -215,37 +227,80 @@ class RNN(SavesRandomState, keras.layers.RNN):
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         training = bool(training)
+        if tree.is_nested(mask):
+            mask = mask[0]
+        if not tree.is_nested(initial_state):
+            initial_state = [initial_state]
+        cell = self.cell
+        single = isinstance(cell, RegularizedCellBase)
+        if (
+            single
+            and self.use_cudnn in ("auto", True)
+            and cell.computes_plain_rnn(training)
+        ):
+            try:
+                out = cell._fused_loop(
+                    sequences,
+                    initial_state,
+                    mask,
+                    training,
+                    return_sequences=self.return_sequences,
+                    go_backwards=self.go_backwards,
+                    unroll=self.unroll,
+                )
+                if keras.backend.backend() == "tensorflow":
+                    # cuDNN's kernels are not XLA-compatible.
+                    self.supports_jit = False
+                return out
+            except NotImplementedError:
+                pass
+        if self.use_cudnn is True:
+            raise ValueError(
+                "use_cudnn=True was specified, but no fused (cuDNN) kernel "
+                "is available for this configuration on this backend (it "
+                "needs a GPU, and a call without active noise). Pass "
+                "use_cudnn='auto' to fall back to the cell loop."
+            )
+
         timesteps = sequences.shape[1]
-        noisy = [
-            cell
-            for cell in _package_cells(self.cell)
-            if cell.step_noise_spec(training)
-        ]
+        noisy = [c for c in _package_cells(cell) if c.step_noise_spec(training)]
         if timesteps is None:
             # A dynamic length (only possible on TensorFlow and PyTorch,
             # whose loops draw per-step noise correctly inside the loop).
             noisy = []
-        if not noisy:
-            return super().inner_loop(
-                sequences, initial_state, mask, training=training
-            )
-
         # A table of `T` stateless seeds per noisy cell, drawn with one
-        # random call, is scanned in with the (time-major) sequence; each
-        # step draws its own noise from its row. `(T, 1, 2)`: TensorFlow's
-        # loop takes only inputs of rank >= 3.
+        # random call before the loop; each step draws its own noise from
+        # its row. `(T, 1, 2)`: TensorFlow's loop takes only inputs of rank
+        # >= 3.
         step_seeds = tuple(
             ops.expand_dims(
-                noise_lib.draw_step_seeds(cell.seed_generator, timesteps), 1
+                noise_lib.draw_step_seeds(c.seed_generator, timesteps), 1
             )
-            for cell in noisy
+            for c in noisy
         )
+        try:
+            if single and keras.backend.backend() == "torch":
+                return self._eager_loop(
+                    sequences, initial_state, mask, training, step_seeds
+                )
+            if not noisy:
+                return super().inner_loop(
+                    sequences, initial_state, mask, training=training
+                )
+            return self._scanned_loop(
+                sequences, initial_state, mask, training, noisy, step_seeds
+            )
+        finally:
+            for c in noisy:
+                c._step_seed = None
+
+    def _scanned_loop(
+        self, sequences, initial_state, mask, training, noisy, step_seeds
+    ):
+        """Keras's backend loop, with the step seeds scanned in as an input."""
         sequences = ops.swapaxes(sequences, 0, 1)
         if mask is not None:
             mask = ops.swapaxes(mask, 0, 1)
-        cell_kwargs = {}
-        if self.cell._call_has_training_arg:
-            cell_kwargs["training"] = training
 
         def step(inputs, states):
             step_input, *seeds = inputs
@@ -253,27 +308,78 @@ class RNN(SavesRandomState, keras.layers.RNN):
                 cell._step_seed = noise_lib.StatelessSeed(seed[0])
             if keras.backend.backend() == "torch" and self.stateful:
                 states = tree.map_structure(ops.copy, states)
-            output, new_states = self.cell(step_input, states, **cell_kwargs)
+            output, new_states = self.cell(
+                step_input, states, training=training
+            )
             if not tree.is_nested(new_states):
                 new_states = [new_states]
             return output, new_states
 
-        if not tree.is_nested(initial_state):
-            initial_state = [initial_state]
-        try:
-            last_output, outputs, states = _compat.rnn_loop(
-                step,
-                (sequences, *step_seeds),
-                initial_state,
-                go_backwards=self.go_backwards,
-                mask=mask,
-                unroll=self.unroll,
-                input_length=timesteps,
-                time_major=True,
-                zero_output_for_mask=self.zero_output_for_mask,
-                return_all_outputs=self.return_sequences,
+        last_output, outputs, states = _compat.rnn_loop(
+            step,
+            (sequences, *step_seeds),
+            initial_state,
+            go_backwards=self.go_backwards,
+            mask=mask,
+            unroll=self.unroll,
+            input_length=sequences.shape[0],
+            time_major=True,
+            zero_output_for_mask=self.zero_output_for_mask,
+            return_all_outputs=self.return_sequences,
+        )
+        return last_output, ops.swapaxes(outputs, 0, 1), states
+
+    def _eager_loop(self, sequences, initial_state, mask, training, step_seeds):
+        """The time loop of one package cell on PyTorch (an eager backend).
+
+        As lean as Keras's fused CPU fallback: the input projections of all
+        steps are computed before the loop in one product per input mask
+        (the masks are per sequence), the steps are unbound once (slicing a
+        step out at each iteration would make the backward pass add a
+        full-length zero gradient per step), and each step runs only the
+        recurrent part of the cell (`_step`). Masking, `go_backwards`,
+        `zero_output_for_mask` and `stateful` behave as in Keras's loop.
+        """
+        cell = self.cell
+        inputs = ops.swapaxes(sequences, 0, 1)
+        input_masks = cell.get_dropout_mask(inputs[0]) if training else None
+        projections = ops.unstack(
+            cell._input_projection(inputs, input_masks, training)
+        )
+        seeds = ops.unstack(step_seeds[0][:, 0]) if step_seeds else None
+        step_masks = None
+        if mask is not None:
+            step_masks = ops.unstack(
+                ops.expand_dims(ops.swapaxes(mask, 0, 1), -1)
             )
-            return last_output, ops.swapaxes(outputs, 0, 1), states
-        finally:
-            for cell in noisy:
-                cell._step_seed = None
+        order = range(len(projections))
+        if self.go_backwards:
+            order = reversed(order)
+        states = list(initial_state)
+        if self.stateful:
+            # The state variables are assigned in place after the call.
+            states = [ops.copy(s) for s in states]
+        outputs, output = [], None
+        for t in order:
+            if seeds is not None:
+                cell._step_seed = noise_lib.StatelessSeed(seeds[t])
+            new_output, new_states = cell._step(
+                projections[t], states, training
+            )
+            if step_masks is not None:
+                keep = step_masks[t]
+                if output is None or self.zero_output_for_mask:
+                    previous = ops.zeros_like(new_output)
+                else:
+                    previous = output
+                new_output = ops.where(keep, new_output, previous)
+                new_states = [
+                    ops.where(keep, new, old)
+                    for new, old in zip(new_states, states, strict=True)
+                ]
+            output, states = new_output, list(new_states)
+            if self.return_sequences:
+                outputs.append(output)
+        if self.return_sequences:
+            return output, ops.stack(outputs, axis=1), states
+        return output, ops.expand_dims(output, 1), states

@@ -81,11 +81,6 @@ class WeightDropLSTMCell(LSTMCellBase):
         super().reset_recurrent_dropout_mask()
         self._weight_mask = None
 
-    def computes_plain_rnn(self, training):
-        return super().computes_plain_rnn(training) and (
-            not training or self.weight_dropout == 0
-        )
-
     def _effective_weight(self, name, training):
         weight = super()._effective_weight(name, training)
         if name != "recurrent_kernel" or not training:

@@ -131,3 +131,46 @@ def loss_and_gradients(model, x):
         grads = [v.value.grad for v in model.trainable_variables]
         return to_numpy(y.detach()), [to_numpy(g) for g in grads]
     raise NotImplementedError(backend)
+
+
+def reference_fused_lstm(
+    sequences,
+    initial_state_h,
+    initial_state_c,
+    mask,
+    kernel,
+    recurrent_kernel,
+    bias,
+    activation,
+    recurrent_activation,
+    return_sequences=False,
+    go_backwards=False,
+    unroll=False,
+):
+    """A stand-in for a backend's fused LSTM kernel (cuDNN), in keras.ops.
+
+    Same signature and results as Keras's fused kernels, for backends that
+    have none on a CPU (TensorFlow, JAX): it lets the tests prove what the
+    layers hand to a fused kernel and that its result equals the loop's.
+    """
+    if mask is not None:
+        raise NotImplementedError
+    from keras import ops
+
+    steps = ops.unstack(ops.swapaxes(sequences, 0, 1))
+    if go_backwards:
+        steps = steps[::-1]
+    h, c = initial_state_h, initial_state_c
+    outputs = []
+    for x in steps:
+        z = ops.matmul(x, kernel) + ops.matmul(h, recurrent_kernel)
+        if bias is not None:
+            z = z + bias
+        z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
+        c = recurrent_activation(z_f) * c + recurrent_activation(
+            z_i
+        ) * activation(z_c)
+        h = recurrent_activation(z_o) * activation(c)
+        outputs.append(h)
+    stacked = ops.stack(outputs, axis=1)
+    return h, (stacked if return_sequences else stacked[:, -1:]), [h, c]

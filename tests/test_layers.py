@@ -110,12 +110,12 @@ def test_plain_rnn_calls_are_recognised_for_the_fused_kernel():
     assert not kr.GalLSTMCell(4, dropout=0.5).computes_plain_rnn(True)
     assert kr.GalGRUCell(4).computes_plain_rnn(True)
     assert not kr.ZoneoutLSTMCell(4, zoneout_h=0.1).computes_plain_rnn(False)
-    assert not kr.WeightDropLSTMCell(4, weight_dropout=0.1).computes_plain_rnn(
-        True
-    )
-    assert kr.WeightDropLSTMCell(4, weight_dropout=0.1).computes_plain_rnn(
-        False
-    )
+    # DropConnect's training is a plain LSTM with the masked kernel; with
+    # input dropout too it is not.
+    assert kr.WeightDropLSTMCell(4, weight_dropout=0.1).computes_plain_rnn(True)
+    assert not kr.WeightDropLSTMCell(
+        4, weight_dropout=0.1, dropout=0.2
+    ).computes_plain_rnn(True)
 
 
 def _bidirectional_masks(seed, units=16, batch=64):

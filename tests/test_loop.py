@@ -304,3 +304,86 @@ def test_masked_products_and_masks_have_the_autodiff_gradient(
     for g, g_ref in zip(grads, grads_ref, strict=True):
         assert np.abs(g_ref).max() > 0
         np.testing.assert_allclose(g, g_ref, rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------ the PyTorch loop
+EAGER_CONFIGS = {
+    **PER_SEQUENCE_CONFIGS,
+    "zoneout_lstm": (
+        kr.ZoneoutLSTMCell,
+        dict(zoneout_c=0.4, zoneout_h=0.3, dropout=0.3, recurrent_dropout=0.2),
+    ),
+    "semeniuta_lstm": (
+        kr.SemeniutaLSTMCell,
+        dict(recurrent_dropout=0.4, dropout=0.3),
+    ),
+    "zoneout_gru": (kr.ZoneoutGRUCell, dict(zoneout_h=0.4, dropout=0.3)),
+    "semeniuta_gru": (kr.SemeniutaGRUCell, dict(recurrent_dropout=0.4)),
+}
+
+
+def _backend_loop_instead(monkeypatch):
+    """Makes `keras_recdrop.RNN` run Keras's backend loop on PyTorch too."""
+
+    def scanned(self, sequences, initial_state, mask, training, step_seeds):
+        noisy = [
+            c
+            for c in kr.rnn._package_cells(self.cell)
+            if c.step_noise_spec(training)
+        ]
+        return self._scanned_loop(
+            sequences, initial_state, mask, training, noisy, step_seeds
+        )
+
+    monkeypatch.setattr(kr.RNN, "_eager_loop", scanned)
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "torch",
+    reason="keras_recdrop.RNN runs its own eager loop on PyTorch only",
+)
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(),
+        dict(go_backwards=True),
+        dict(masked=True),
+        dict(masked=True, zero_output_for_mask=True),
+        dict(masked=True, go_backwards=True),
+        dict(return_sequences=False, masked=True),
+    ],
+    ids=lambda o: ",".join(sorted(o)) or "plain",
+)
+@pytest.mark.parametrize("name", sorted(EAGER_CONFIGS))
+def test_pytorch_loop_equals_the_backend_loop(name, options, monkeypatch):
+    """Input projections before the loop, lean steps: the same function.
+
+    Same seed, same step seeds and masks: outputs and every gradient equal
+    those of Keras's backend loop, with masking, `go_backwards`,
+    `zero_output_for_mask` and `return_sequences=False`.
+    """
+    from probes import loss_and_gradients
+
+    cls, kwargs = EAGER_CONFIGS[name]
+    options = dict(options)
+    masked = options.pop("masked", False)
+    options.setdefault("return_sequences", True)
+    x = _inputs(batch=4, timesteps=6)
+    mask = np.ones((4, 6), dtype=bool)
+    mask[:, 5:] = False
+    mask[1, 2:] = False
+
+    def model():
+        inputs = keras.Input((6, 3), batch_size=4)
+        layer = kr.RNN(cls(4, seed=9, **kwargs), **options)
+        out = layer(inputs, mask=mask if masked else None)
+        result = keras.Model(inputs, out)
+        layer.cell.set_weights(_weights_of(layer.cell, seed=2))
+        return result
+
+    eager = loss_and_gradients(model(), x)
+    _backend_loop_instead(monkeypatch)
+    scanned = loss_and_gradients(model(), x)
+    np.testing.assert_allclose(eager[0], scanned[0], atol=1e-5)
+    for a, b in zip(eager[1], scanned[1], strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)

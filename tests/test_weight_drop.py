@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from probes import binomial_bound
 from probes import loss_and_gradients
+from probes import reference_fused_lstm
 from probes import to_numpy
 
 import keras_recdrop as kr
@@ -123,3 +124,88 @@ def test_weight_drop_config_round_trip_and_bad_rate():
         kr.WeightDropLSTMCell(4, weight_dropout=1.0)
     with pytest.raises(TypeError, match="`weight_dropout`"):
         kr.WeightDropLSTMCell(4, weight_dropout="0.5")
+
+
+# ------------------------------------------- DropConnect on a fused kernel
+@pytest.fixture
+def fused_lstm_spy(monkeypatch):
+    """Records what the cells hand to the backend's fused LSTM kernel.
+
+    On PyTorch the real kernel runs (Keras's fused CPU kernel); TensorFlow
+    and JAX have none on a CPU, so `reference_fused_lstm` stands in, as
+    cuDNN would on a GPU.
+    """
+    from keras_recdrop import _compat
+
+    real = _compat.fused_lstm
+    kernel = real if keras.backend.backend() == "torch" else None
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return (kernel or reference_fused_lstm)(*args, **kwargs)
+
+    monkeypatch.setattr(_compat, "fused_lstm", spy)
+    return calls
+
+
+def _weight_drop_model(use_cudnn, x, weights, seed=6, **kwargs):
+    inputs = keras.Input(x.shape[1:], batch_size=x.shape[0])
+    layer = kr.WeightDropLSTM(
+        4,
+        weight_dropout=0.4,
+        seed=seed,
+        use_cudnn=use_cudnn,
+        return_sequences=True,
+        **kwargs,
+    )
+    model = keras.Model(inputs, layer(inputs))
+    layer.cell.set_weights(weights)
+    return model, layer
+
+
+def test_dropconnect_training_runs_the_fused_kernel_on_the_masked_kernel(
+    fused_lstm_spy,
+):
+    x = np.random.RandomState(3).randn(5, 7, 3).astype("float32")
+    weights = lstm_weights(3, 4)
+    model, layer = _weight_drop_model("auto", x, weights)
+    model(x, training=True)
+    assert len(fused_lstm_spy) == 1
+    masked = to_numpy(fused_lstm_spy[0]["recurrent_kernel"])
+    # Exactly the recurrent kernel times one mask of {0, 1/(1-p)}.
+    ratio = masked / weights[1]
+    dropped = ratio == 0.0
+    np.testing.assert_allclose(ratio[~dropped], 1.0 / 0.6, rtol=1e-6)
+    assert abs(dropped.mean() - 0.4) < binomial_bound(0.4, masked.size)
+    np.testing.assert_array_equal(
+        to_numpy(fused_lstm_spy[0]["kernel"]), weights[0]
+    )
+
+
+def test_fused_dropconnect_equals_the_loop_outputs_and_gradients(
+    fused_lstm_spy,
+):
+    x = np.random.RandomState(4).randn(6, 9, 3).astype("float32")
+    weights = lstm_weights(3, 4, seed=2)
+    fused, _ = _weight_drop_model("auto", x, weights)
+    loop, _ = _weight_drop_model(False, x, weights)
+    # The same seed draws the same weight mask on both paths.
+    y_fused, g_fused = loss_and_gradients(fused, x)
+    assert len(fused_lstm_spy) >= 1
+    calls = len(fused_lstm_spy)
+    y_loop, g_loop = loss_and_gradients(loop, x)
+    assert len(fused_lstm_spy) == calls  # the loop took no fused kernel
+    np.testing.assert_allclose(y_fused, y_loop, atol=1e-5)
+    for a, b in zip(g_fused, g_loop, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_dropconnect_with_input_dropout_runs_the_loop(
+    fused_lstm_spy,
+):
+    x = np.random.RandomState(5).randn(4, 5, 3).astype("float32")
+    weights = lstm_weights(3, 4)
+    model, _ = _weight_drop_model("auto", x, weights, dropout=0.3)
+    model(x, training=True)
+    assert fused_lstm_spy == []
