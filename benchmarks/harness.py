@@ -154,10 +154,10 @@ def check_goals(case, variants, goals):
         checks = []
         for (measure, reference), limits in goals.items():
             if measure == "memory":
-                entry = (case.get("memory") or {}).get("variants", {})
+                table = (case.get("memory") or {}).get("variants", {})
             else:
-                entry = case.get(measure, {})
-            ratio = entry.get(name, {}).get(f"vs_{reference}")
+                table = case.get(measure, {})
+            ratio = table.get(name, {}).get(f"vs_{reference}")
             if ratio is None or goal_class not in limits:
                 continue
             limit = limits[goal_class]
@@ -172,6 +172,21 @@ def check_goals(case, variants, goals):
             )
         verdicts[name] = checks
     return verdicts
+
+
+def missed_goals(case):
+    """One line per missed goal of an evaluated case, e.g.
+    `GalLSTM(rd=.25): train /plain 1.123 > 1.10`."""
+    lines = []
+    for name, checks in case.get("goals", {}).items():
+        label = case["variants"][name]["label"]
+        lines.extend(
+            f"{label}: {c['measure']} /{c['reference']} {c['ratio']:.3f} > "
+            f"{c['limit']:.2f}"
+            for c in checks
+            if not c["met"]
+        )
+    return lines
 
 
 def goal_summary(verdicts):
@@ -301,14 +316,7 @@ def format_case(case):
             )
     met, missed = goal_summary(goals)
     rows.append(f"-- goals: {met} met, {missed} missed")
-    for name, checks in goals.items():
-        for check in checks:
-            if not check["met"]:
-                rows.append(
-                    f"   MISSED {variants[name]['label']}: {check['measure']}"
-                    f" /{check['reference']} {check['ratio']:.3f} > "
-                    f"{check['limit']:.2f}"
-                )
+    rows.extend(f"   MISSED {text}" for text in missed_goals(case))
     rows.extend(f"-- note: {note}" for note in case.get("notes", []))
     return "\n".join(rows)
 

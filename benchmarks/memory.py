@@ -375,6 +375,35 @@ def rss_growth(names, shape, backend, implementation, repeats, log):
     return table, errors
 
 
+def measure(case, shape, args, log, tensor_names, rss_names):
+    """Adds the tensor memory of `tensor_names` (`case["memory"]`) and the
+    peak RSS of `rss_names` (`case["rss"]`) to `case`, each if any name is
+    given, with `args.backend`, `args.implementation`,
+    `args.memory_processes` and `args.rss_repeats`. Returns the errors."""
+    errors = []
+    if tensor_names:
+        case["memory"], failed = tensor_memory(
+            tensor_names,
+            shape,
+            args.backend,
+            args.implementation,
+            log,
+            args.memory_processes,
+        )
+        errors += failed
+    if rss_names:
+        case["rss"], failed = rss_growth(
+            rss_names,
+            shape,
+            args.backend,
+            args.implementation,
+            args.rss_repeats,
+            log,
+        )
+        errors += failed
+    return errors
+
+
 # -------------------------------------------------------------------- CLI
 def _shape(text):
     values = tuple(int(v) for v in text.split(","))
@@ -385,54 +414,48 @@ def _shape(text):
     return values
 
 
+def add_arguments(parser):
+    """`--memory-processes` and `--rss-repeats` (`run.py` takes them too)."""
+    parser.add_argument(
+        "--memory-processes",
+        choices=("per-variant", "one"),
+        default="per-variant",
+        help="TensorFlow's tensor memory: a fresh process per variant (the "
+        "default) or one fresh process for all variants (faster).",
+    )
+    parser.add_argument(
+        "--rss-repeats",
+        type=variants_lib.positive_int,
+        default=1,
+        help="Fresh processes per variant for the peak-RSS probe; the "
+        "median is reported (default 1).",
+    )
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--backend",
-        choices=("tensorflow", "jax", "torch"),
-        default=os.environ.get("KERAS_BACKEND", "tensorflow"),
-    )
+    variants_lib.add_arguments(parser)
+    add_arguments(parser)
     parser.add_argument(
         "--case", choices=sorted(variants_lib.CASES), default="default"
-    )
-    parser.add_argument(
-        "--variants",
-        default="all",
-        help="Comma-separated variants and/or groups of run.py "
-        "(references added).",
-    )
-    parser.add_argument("--implementation", type=int, choices=(1, 2), default=2)
-    parser.add_argument(
-        "--memory-processes",
-        choices=("per-variant", "one"),
-        default="per-variant",
-        help="TensorFlow: a fresh process per variant, or one for all.",
-    )
-    parser.add_argument(
-        "--rss", action="store_true", help="Also the peak-RSS probe."
-    )
-    parser.add_argument("--rss-repeats", type=int, default=1)
-    parser.add_argument("--output", help="Optional JSON path.")
-    # Internal: run the probes in this (fresh) process.
-    parser.add_argument(
-        "--probe", choices=sorted(PROBES), help=argparse.SUPPRESS
     )
     parser.add_argument(
         "--shape",
         type=_shape,
         help="B,T,D,U: measure this shape instead of --case's.",
     )
-    args = parser.parse_args(argv)
-    try:
-        args.names = variants_lib.select(args.variants)
-    except ValueError as error:
-        parser.error(str(error))
-    if args.rss_repeats < 1:
-        parser.error(f"--rss-repeats must be >= 1; received {args.rss_repeats}")
-    return args
+    parser.add_argument(
+        "--rss", action="store_true", help="Also the peak-RSS probe."
+    )
+    parser.add_argument("--output", help="Optional JSON path.")
+    # Internal: run the probes in this (fresh) process.
+    parser.add_argument(
+        "--probe", choices=sorted(PROBES), help=argparse.SUPPRESS
+    )
+    return variants_lib.parse_with_names(parser, argv)
 
 
 def main(argv=None):
@@ -457,24 +480,9 @@ def main(argv=None):
             n: variants_lib.VARIANTS[n].describe() for n in args.names
         },
     }
-    case["memory"], errors = tensor_memory(
-        args.names,
-        shape,
-        args.backend,
-        args.implementation,
-        log,
-        args.memory_processes,
+    errors = measure(
+        case, shape, args, log, args.names, args.names if args.rss else ()
     )
-    if args.rss:
-        case["rss"], rss_errors = rss_growth(
-            args.names,
-            shape,
-            args.backend,
-            args.implementation,
-            args.rss_repeats,
-            log,
-        )
-        errors += rss_errors
     harness.evaluate(case, case["variants"], variants_lib.GOALS)
     label = "custom shape" if args.shape else args.case
     print(f"== {args.backend} / {label}: B, T, D, U = {shape}")

@@ -90,14 +90,7 @@ def goals_text(case):
     goals = case.get("goals", {})
     met, missed = harness.goal_summary(goals)
     lines = [f"Goals: {met} met, {missed} missed."]
-    for name, checks in goals.items():
-        for check in checks:
-            if not check["met"]:
-                lines.append(
-                    f"- missed: {_label(case, name)}, {check['measure']} "
-                    f"/{check['reference']} {check['ratio']:.3f} > "
-                    f"{check['limit']:.2f}"
-                )
+    lines.extend(f"- missed: {text}" for text in harness.missed_goals(case))
     lines.extend(f"- note: {note}" for note in case.get("notes", []))
     return "\n".join(lines)
 

@@ -37,13 +37,6 @@ QUICK_MEMORY = ("lstm", "zoneout", "layer_gal")
 QUICK_RSS = ("lstm", "zoneout")
 
 
-def _positive(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1; received {value}")
-    return value
-
-
 def _non_negative(text):
     value = int(text)
     if value < 0:
@@ -57,12 +50,8 @@ def parse_args(argv=None):
         epilog="\n\n".join(__doc__.split("\n\n")[1:]),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--backend",
-        choices=("tensorflow", "jax", "torch"),
-        default=os.environ.get("KERAS_BACKEND", "tensorflow"),
-        help="Keras backend (default: $KERAS_BACKEND, else tensorflow).",
-    )
+    variants_lib.add_arguments(parser)
+    memory.add_arguments(parser)
     parser.add_argument(
         "--case",
         choices=("default", "long", "wide", "all"),
@@ -77,19 +66,13 @@ def parse_args(argv=None):
         "variants: the CI smoke check. Its numbers mean nothing.",
     )
     parser.add_argument(
-        "--variants",
-        default="all",
-        help="Comma-separated variants and/or groups (all, lstm_all, "
-        "gru_all, cells, layers); the two Keras references of each "
-        "variant's family are added. Variants: "
-        + ", ".join(variants_lib.VARIANTS),
-    )
-    parser.add_argument(
-        "--rounds", type=_positive, help="Timed rounds (15; 5 with --quick)."
+        "--rounds",
+        type=variants_lib.positive_int,
+        help="Timed rounds (15; 5 with --quick).",
     )
     parser.add_argument(
         "--min-rounds",
-        type=_positive,
+        type=variants_lib.positive_int,
         default=3,
         help="Rounds run whatever --time-budget says (default 3).",
     )
@@ -101,7 +84,7 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--predict-repeats",
-        type=_positive,
+        type=variants_lib.positive_int,
         default=3,
         help="Inference calls averaged into one sample (default 3).",
     )
@@ -113,43 +96,18 @@ def parse_args(argv=None):
         "--min-rounds (seconds, default 420).",
     )
     parser.add_argument(
-        "--implementation",
-        type=int,
-        choices=(1, 2),
-        default=2,
-        help="`implementation` of the package's cells and layers (2).",
-    )
-    parser.add_argument(
         "--no-memory",
         action="store_true",
         help="Skip the tensor-memory measure.",
     )
     parser.add_argument(
-        "--memory-processes",
-        choices=("per-variant", "one"),
-        default="per-variant",
-        help="TensorFlow's tensor memory: a fresh process per variant (the "
-        "default) or one fresh process for all variants (faster).",
-    )
-    parser.add_argument(
         "--no-rss", action="store_true", help="Skip the peak-RSS probe."
-    )
-    parser.add_argument(
-        "--rss-repeats",
-        type=_positive,
-        default=1,
-        help="Fresh processes per variant for the peak-RSS probe; the "
-        "median is reported (default 1).",
     )
     parser.add_argument(
         "--output",
         help="JSON path (default benchmarks/results-<backend>-<case>.json).",
     )
-    args = parser.parse_args(argv)
-    try:
-        args.names = variants_lib.select(args.variants)
-    except ValueError as error:
-        parser.error(str(error))
+    args = variants_lib.parse_with_names(parser, argv)
     if args.quick:
         args.rounds = args.rounds or 5
         args.warmup = 1 if args.warmup is None else args.warmup
@@ -185,6 +143,16 @@ def _workloads(names, shape, args, log):
     return workloads, jit
 
 
+def _probed(names, args, skip, quick_names):
+    """The variants a memory probe measures: none if `skip`, all, or a few
+    with --quick."""
+    if skip:
+        return []
+    if not args.quick:
+        return names
+    return [n for n in names if n in quick_names] or names[: len(quick_names)]
+
+
 def run_case(case, args, log):
     """Times and measures one case; returns `(result, errors)`."""
     shape = variants_lib.CASES[case]
@@ -205,33 +173,14 @@ def run_case(case, args, log):
         )
     )
     del workloads
-    errors = []
-    if not args.no_memory:
-        probed = names
-        if args.quick:
-            probed = [n for n in names if n in QUICK_MEMORY] or names[:2]
-        result["memory"], failed = memory.tensor_memory(
-            probed,
-            shape,
-            args.backend,
-            args.implementation,
-            log,
-            args.memory_processes,
-        )
-        errors += failed
-    if not args.no_rss:
-        probed = names
-        if args.quick:
-            probed = [n for n in names if n in QUICK_RSS] or names[:1]
-        result["rss"], failed = memory.rss_growth(
-            probed,
-            shape,
-            args.backend,
-            args.implementation,
-            args.rss_repeats,
-            log,
-        )
-        errors += failed
+    errors = memory.measure(
+        result,
+        shape,
+        args,
+        log,
+        tensor_names=_probed(names, args, args.no_memory, QUICK_MEMORY),
+        rss_names=_probed(names, args, args.no_rss, QUICK_RSS),
+    )
     harness.evaluate(result, result["variants"], variants_lib.GOALS)
     return result, errors
 

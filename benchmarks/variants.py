@@ -13,7 +13,9 @@ Nothing here imports Keras at module level: the harness, the report and
 the tests read the tables without a backend.
 """
 
+import argparse
 import dataclasses
+import os
 
 CASES = {
     # name: (batch B, timesteps T, features D, units U)
@@ -191,6 +193,48 @@ def select(spec):
     for name in list(wanted):
         wanted.update(REFERENCES[VARIANTS[name].family].values())
     return [name for name in VARIANTS if name in wanted]
+
+
+def positive_int(text):
+    """An `argparse` type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1; received {value}")
+    return value
+
+
+def add_arguments(parser):
+    """`--backend`, `--variants` and `--implementation`: what is compared."""
+    parser.add_argument(
+        "--backend",
+        choices=("tensorflow", "jax", "torch"),
+        default=os.environ.get("KERAS_BACKEND", "tensorflow"),
+        help="Keras backend (default: $KERAS_BACKEND, else tensorflow).",
+    )
+    parser.add_argument(
+        "--variants",
+        default="all",
+        help="Comma-separated variants and/or groups (all, lstm_all, "
+        "gru_all, cells, layers); the two Keras references of each "
+        "variant's family are added. Variants: " + ", ".join(VARIANTS),
+    )
+    parser.add_argument(
+        "--implementation",
+        type=int,
+        choices=(1, 2),
+        default=2,
+        help="`implementation` of the package's cells and layers (2).",
+    )
+
+
+def parse_with_names(parser, argv):
+    """Parses `argv`; `args.names` is `select(args.variants)`."""
+    args = parser.parse_args(argv)
+    try:
+        args.names = select(args.variants)
+    except ValueError as error:
+        parser.error(str(error))
+    return args
 
 
 def shape_record(case):
