@@ -1,85 +1,224 @@
-"""Markdown tables from the JSON files written by `benchmarks/run.py`.
+"""Markdown tables from the JSON files that `benchmarks/run.py` writes.
 
 Usage:
 
-    python benchmarks/report.py results-tensorflow-default.json [...]
+    python benchmarks/report.py results-tensorflow-all.json [...]
 
-Prints, per file and case, one table with the medians, the ratios to the
-reference Keras layer (wall and process CPU time) and the goal verdicts, as
-used in `docs/benchmarks.md`.
+Prints, per file: where and on what code it ran; per case a speed table
+(wall-time medians, the ratios to the plain Keras layer and to Keras's
+recurrent-dropout layer with their goal verdicts, the CPU-time ratio as a
+diagnostic), a memory table (tensor memory with its goal, peak RSS as
+information), the goals met and missed, and notes on the references. When
+a backend has the default case and the long or wide one (in one file or
+several), it adds how each cost grows with T and U. Only the JSON is read:
+no backend is imported.
 """
 
+import argparse
 import json
 import sys
 
-from run import GOALS
-from run import VARIANTS
+import harness
 
 
-def _verdict(kind, name, ratio):
-    variant_kind = VARIANTS[name][1]
-    if variant_kind == "baseline" or ratio is None:
-        return ""
-    return "ok" if ratio <= GOALS[kind][variant_kind] else "**miss**"
+def _ratio_cell(entry, checks, measure, reference):
+    ratio = entry.get(f"vs_{reference}")
+    if ratio is None:
+        return "-"
+    verdict = harness.verdict_text(checks, measure, reference, "**MISSED**")
+    return f"{ratio:.2f} ({verdict})" if verdict else f"{ratio:.2f}"
 
 
-def _cell(stats, kind, name):
-    wall = stats[kind][name]
-    cpu = stats[f"{kind}_cpu"][name]
-    wall_verdict = _verdict(kind, name, wall["vs_ref"])
-    cpu_verdict = _verdict(kind, name, cpu["vs_ref"])
-    verdict = f"{wall_verdict} / {cpu_verdict}" if wall_verdict else ""
-    return (
-        f"{wall['median_ms']:.0f} | {wall['vs_ref']:.2f} | "
-        f"{cpu['vs_ref']:.2f} | {verdict}"
-    )
+def _label(case, name):
+    return case["variants"][name]["label"]
 
 
-def table(report, case):
-    stats = report["cases"][case]
-    names = list(stats["train"])
-    memory = stats.get("memory") or {}
-    head = (
-        "| variant | train ms | /ref | cpu /ref | goal (wall / cpu) "
-        "| infer ms | /ref | cpu /ref | goal (wall / cpu) |"
-    )
-    rule = "|---|---:|---:|---:|---|---:|---:|---:|---|"
-    if memory:
-        head += " memory MiB | /ref | goal |"
-        rule += "---:|---:|---|"
-    rows = [head, rule]
-    for name in names:
-        row = (
-            f"| {VARIANTS[name][0]} | {_cell(stats, 'train', name)} "
-            f"| {_cell(stats, 'infer', name)} |"
+def speed_table(case):
+    """Training and inference: medians, ratios, verdicts, CPU ratio."""
+    goals = case.get("goals", {})
+    rows = [
+        "| variant | train ms | /plain | /rd | cpu /plain "
+        "| infer ms | /plain | cpu /plain |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in case["variants"]:
+        checks = goals.get(name, [])
+        train, infer = case["train"][name], case["infer"][name]
+        rows.append(
+            f"| {_label(case, name)} | {train['median_ms']:.1f} "
+            f"| {_ratio_cell(train, checks, 'train', 'plain')} "
+            f"| {_ratio_cell(train, checks, 'train', 'rd')} "
+            f"| {_ratio_cell(case['train_cpu'][name], [], 'train', 'plain')} "
+            f"| {infer['median_ms']:.1f} "
+            f"| {_ratio_cell(infer, checks, 'infer', 'plain')} "
+            f"| {_ratio_cell(case['infer_cpu'][name], [], 'infer', 'plain')} |"
         )
-        if memory:
-            probe = memory.get(name)
-            if probe is None:
-                row += " - | - | |"
-            else:
-                ratio = probe.get("vs_ref")
-                row += (
-                    f" {probe['growth_mib']:.0f} | {ratio:.2f} | "
-                    f"{_verdict('memory', name, ratio)} |"
-                )
-        rows.append(row)
-    shape = stats["shape"]
-    title = (
-        f"{report['backend']}, {case} (B={shape['B']} T={shape['T']} "
-        f"D={shape['D']} U={shape['U']}), {stats['rounds']} rounds"
+    return "\n".join(rows)
+
+
+def memory_table(case):
+    """Tensor memory (with its goal) and peak RSS (information)."""
+    memory = (case.get("memory") or {}).get("variants", {})
+    rss = case.get("rss") or {}
+    if not memory and not rss:
+        return ""
+    goals = case.get("goals", {})
+    rows = [
+        "| variant | tensor MiB | /plain | /rd | peak RSS MiB | /plain |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name in case["variants"]:
+        if name not in memory and name not in rss:
+            continue
+        tensor = memory.get(name, {})
+        process = rss.get(name, {})
+        checks = goals.get(name, [])
+        mib, growth = tensor.get("mib"), process.get("growth_mib")
+        rows.append(
+            f"| {_label(case, name)} "
+            f"| {harness.format_mib(mib)} "
+            f"| {_ratio_cell(tensor, checks, 'memory', 'plain')} "
+            f"| {_ratio_cell(tensor, [], 'memory', 'rd')} "
+            f"| {harness.format_mib(growth)} "
+            f"| {_ratio_cell(process, [], 'rss', 'plain')} |"
+        )
+    return "\n".join(rows)
+
+
+def goals_text(case):
+    """`Goals: 40 met, 2 missed` and one line per missed goal."""
+    goals = case.get("goals", {})
+    met, missed = harness.goal_summary(goals)
+    lines = [f"Goals: {met} met, {missed} missed."]
+    lines.extend(f"- missed: {text}" for text in harness.missed_goals(case))
+    lines.extend(f"- note: {note}" for note in case.get("notes", []))
+    return "\n".join(lines)
+
+
+def _shape_text(case):
+    shape = case["shape"]
+    return f"B={shape['B']} T={shape['T']} D={shape['D']} U={shape['U']}"
+
+
+def header(report):
+    """Where and on what code a file was measured."""
+    machine = report.get("machine", {})
+    source = report.get("source", {})
+    versions = ", ".join(f"{k} {v}" for k, v in report["versions"].items())
+    gpus = "; ".join(
+        f"{g['name']} (driver {g['driver']}, {g['memory']})"
+        for g in machine.get("gpus") or []
     )
-    return title, "\n".join(rows)
+    commit = source.get("commit") or "unknown"
+    if source.get("dirty"):
+        commit += " with uncommitted changes"
+    lines = [
+        f"- backend {report['backend']} on {report.get('device', 'cpu')}; "
+        f"{versions}",
+        f"- code: commit {commit}",
+        f"- machine: {machine.get('cpu')}, {machine.get('nproc')} cores"
+        + (f", GPU {gpus}" if gpus else "")
+        + f", load average at start {machine.get('load_average_at_start')}",
+        f"- command: `{report.get('command')}`",
+    ]
+    return "\n".join(lines)
 
 
-def main(paths):
-    for path in paths:
+def case_section(report, case_name):
+    case = report["cases"][case_name]
+    jit = sorted(set(case.get("jit_compile", {}).values()))
+    parts = [
+        f"### {report['backend']}, {case_name} ({_shape_text(case)}), "
+        f"{case['rounds']} rounds, jit_compile {jit}",
+        speed_table(case),
+    ]
+    table = memory_table(case)
+    if table:
+        measure = (case.get("memory") or {}).get("measure", "not measured")
+        parts.append(f"Tensor memory: {measure}.\n\n{table}")
+    parts.append(goals_text(case))
+    return "\n\n".join(parts)
+
+
+# What the growth tables show: (title, the variants' entries of a case, key).
+_GROWTH_MEASURES = (
+    ("train", lambda case: case.get("train", {}), "median_ms"),
+    ("infer", lambda case: case.get("infer", {}), "median_ms"),
+    (
+        "tensor memory",
+        lambda case: (case.get("memory") or {}).get("variants", {}),
+        "mib",
+    ),
+)
+_GROWTH_CASES = ("default", "long", "wide")
+
+
+def _number(value):
+    return "-" if value is None else f"{value:.2f}"
+
+
+def growth_section(backend, by_case):
+    """How each cost grows with T (long) and U (wide) on one backend: the
+    ratios to the plain layer per case, and each figure divided by the same
+    variant's figure in the default case."""
+    base = by_case["default"]
+    head = (
+        "| variant | "
+        + " | ".join(
+            f"{title} default | long | wide" for title, _, _ in _GROWTH_MEASURES
+        )
+        + " |"
+    )
+    rule = "|---|" + "---:|" * (len(_GROWTH_CASES) * len(_GROWTH_MEASURES))
+    ratio_rows, growth_rows = [head, rule], [head, rule]
+    for name, record in base["variants"].items():
+        ratios, growths = [], []
+        for _, entries, key in _GROWTH_MEASURES:
+            start = entries(base).get(name) or {}
+            for case_name in _GROWTH_CASES:
+                case = by_case.get(case_name)
+                entry = (entries(case).get(name) if case else None) or {}
+                ratios.append(_number(entry.get("vs_plain")))
+                ok = entry.get(key) is not None and start.get(key)
+                growths.append(_number(entry[key] / start[key] if ok else None))
+        ratio_rows.append(f"| {record['label']} | {' | '.join(ratios)} |")
+        growth_rows.append(f"| {record['label']} | {' | '.join(growths)} |")
+    return (
+        f"### {backend}: growth with T and U\n\n"
+        "Ratio to the plain Keras layer of the same case:\n\n"
+        + "\n".join(ratio_rows)
+        + "\n\nEach figure divided by the same variant's in the default case "
+        "(long: T x10; wide: U x4):\n\n" + "\n".join(growth_rows)
+    )
+
+
+def render(reports):
+    """The Markdown of all `reports` (parsed JSON files)."""
+    parts = []
+    by_backend = {}
+    for report in reports:
+        parts.append(header(report))
+        for case_name in report["cases"]:
+            parts.append(case_section(report, case_name))
+            cases = by_backend.setdefault(report["backend"], {})
+            cases[case_name] = report["cases"][case_name]
+    for backend, by_case in by_backend.items():
+        if "default" in by_case and ({"long", "wide"} & set(by_case)):
+            parts.append(growth_section(backend, by_case))
+    return "\n\n".join(parts) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("paths", nargs="+", help="JSON files of run.py")
+    args = parser.parse_args(argv)
+    reports = []
+    for path in args.paths:
         with open(path) as f:
-            report = json.load(f)
-        for case in report["cases"]:
-            title, text = table(report, case)
-            print(f"### {title}\n\n{text}\n")
+            reports.append(json.load(f))
+    sys.stdout.write(render(reports))
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main())
