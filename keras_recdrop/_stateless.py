@@ -44,23 +44,33 @@ def _torch_mix(x):
 
 
 def _torch_words(shape, seed):
-    """`shape` random 32-bit words (int64 in [0, 2^32)) on the seed's device."""
+    """Random 32-bit words (int64 in [0, 2^32)) on the seed's device.
+
+    `seed` is `(2,)`, or `(steps, 2)` for the words of several seeds at
+    once, `(steps, *shape)`: the same words as one draw per seed.
+    """
     import torch
 
     seed = seed.to(torch.int64) & _MASK32
-    key0 = _torch_mix(seed[0])
-    key1 = _torch_mix(seed[1] ^ 0x9E3779B9)
+    key0 = _torch_mix(seed[..., 0:1])
+    key1 = _torch_mix(seed[..., 1:2] ^ 0x9E3779B9)
     count = 1
     for size in shape:
         count *= int(size)
     counter = torch.arange(count, dtype=torch.int64, device=seed.device)
     words = _torch_mix(_torch_mix((counter + key0) & _MASK32) ^ key1)
-    return words.reshape(tuple(int(s) for s in shape))
+    return words.reshape(seed.shape[:-1] + tuple(int(s) for s in shape))
 
 
 def _words(shape, seed):
-    """Random 32-bit words: uint32 on JAX and TensorFlow, int64 on torch."""
+    """Random 32-bit words: uint32 on JAX and TensorFlow, int64 on torch.
+
+    `seed` is `(2,)`; on PyTorch it may be `(steps, 2)` (see
+    `_torch_words`).
+    """
     backend = keras.backend.backend()
+    if backend == "torch":
+        return _torch_words(shape, seed)
     if backend == "jax":
         import jax
 
@@ -71,8 +81,6 @@ def _words(shape, seed):
         return tf.random.stateless_uniform(
             shape, seed=seed, minval=None, maxval=None, dtype=tf.uint32
         )
-    if backend == "torch":
-        return _torch_words(shape, seed)
     raise NotImplementedError(
         f"Stateless per-step noise is not implemented for the {backend} "
         "backend."
@@ -95,7 +103,11 @@ def uniform(shape, seed):
 
 
 def bits16(shape, seed):
-    """Int32 values uniform on `[0, 2^16)`, two from every 32-bit word."""
+    """Int32 values uniform on `[0, 2^16)`, two from every 32-bit word.
+
+    On PyTorch `seed` may be `(steps, 2)`: the values of every step's seed
+    at once, `(steps, *shape)`, equal to one draw per step.
+    """
     *leading, width = shape
     words = _words((*leading, (int(width) + 1) // 2), seed)
     low = ops.bitwise_and(words, 0xFFFF)

@@ -69,17 +69,13 @@ def _masked_products(x, masks, kernels):
                 return [x * masks[0]] * count
             return [x * m for m in masks]
 
-        parts = [
-            ops.matmul(xm, k)
-            for xm, k in zip(masked_copies(), kernels, strict=True)
-        ]
+        parts = [xm @ k for xm, k in zip(masked_copies(), kernels, strict=True)]
         z = parts[0] if count == 1 else ops.concatenate(parts, axis=-1)
 
         def grad(upstream):
             ups = [upstream] if count == 1 else ops.split(upstream, count, -1)
             back = [
-                ops.matmul(d, ops.transpose(k))
-                for d, k in zip(ups, kernels, strict=True)
+                d @ ops.transpose(k) for d, k in zip(ups, kernels, strict=True)
             ]
             if mask_count == 1:
                 dx = (back[0] if count == 1 else sum(back[1:], back[0])) * (
@@ -89,7 +85,7 @@ def _masked_products(x, masks, kernels):
                 terms = [b * m for b, m in zip(back, masks, strict=True)]
                 dx = sum(terms[1:], terms[0])
             kernel_grads = [
-                ops.matmul(ops.transpose(_rows(xm)), _rows(d))
+                ops.transpose(_rows(xm)) @ _rows(d)
                 for xm, d in zip(masked_copies(), ups, strict=True)
             ]
             # The masks are not trained: no gradient.
@@ -119,7 +115,7 @@ def gate_products(x, blocks, masks, fused=False):
     `(batch, G * units)` tensor if `fused`, else a list of `G` tensors.
     """
     if masks is None:
-        parts = [ops.matmul(x, k) for k in blocks]
+        parts = [x @ k for k in blocks]
         return ops.concatenate(parts, axis=-1) if fused else parts
     z = _masked_products(x, masks, blocks)
     return z if fused else ops.split(z, len(blocks), axis=-1)
@@ -221,9 +217,11 @@ class RegularizedCellBase(
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed=seed)
         self.output_size = self.units
-        # Stateless seed of the current step (`noise.StatelessSeed`), set by
+        # Stateless seed of the current step (`noise.StatelessSeed`), or the
+        # step's noise itself, drawn for several steps at once; set by
         # `keras_recdrop.RNN` inside its loop.
         self._step_seed = None
+        self._step_noise = None
         # `{purpose: StatelessSeed}` of the masks a stateful
         # `keras_recdrop.RNN(stateful_masks=True)` holds across its calls;
         # `None`: masks are drawn from `seed_generator`, new at each call.
@@ -305,7 +303,7 @@ class RegularizedCellBase(
         """
         masks = self._recurrent_masks(step_input)
         if self._loop_weights is None and self.built:
-            self._prepare_loop_weights()
+            self._prepare_loop_weights(True)
         return masks
 
     def _recurrent_masks(self, step_input):
@@ -332,31 +330,44 @@ class RegularizedCellBase(
         """
         return getattr(self, name)
 
-    def _prepare_loop_weights(self):
-        """Derives the weights of training steps once per layer call.
+    def _prepare_loop_weights(self, training):
+        """Derives the weights of the steps once per layer call.
 
-        Called from the pre-loop hook only (a step never keeps derived
+        Called before the loop: by the pre-loop hook in training, and by
+        `keras_recdrop.RNN` for every call (a step never keeps derived
         weights: they would go stale after the next update); cleared by
         `reset_recurrent_dropout_mask` after the loop.
 
-        Derived here, before the loop, the gate blocks and DropConnect's
-        masked kernel are loop constants (rule 1 of "Loop constants" in
-        docs/design.md).
+        Derived here, the weights (as tensors), their gate blocks and
+        DropConnect's masked kernel are loop constants (rule 1 of "Loop
+        constants" in docs/design.md), and a step multiplies tensors, not
+        variables.
         """
-        self._loop_weights = {}
+        weights = {}
         for name in ("kernel", "recurrent_kernel"):
-            weight = self._effective_weight(name, True)
+            weight = ops.convert_to_tensor(
+                self._effective_weight(name, training)
+            )
             blocks = ops.split(weight, self.num_gates, axis=1)
-            self._loop_weights[name] = (weight, blocks)
+            weights[name] = (weight, blocks)
+        self._loop_weights = (bool(training), weights)
+
+    def _loop_weight(self, name, training):
+        """`(weight, blocks)` prepared for this call's mode, or `None`."""
+        if self._loop_weights is None or self._loop_weights[0] != training:
+            return None
+        return self._loop_weights[1][name]
 
     def _weight(self, name, training):
-        if training and self._loop_weights is not None:
-            return self._loop_weights[name][0]
+        prepared = self._loop_weight(name, training)
+        if prepared is not None:
+            return prepared[0]
         return self._effective_weight(name, training)
 
     def _weight_blocks(self, name, training):
-        if training and self._loop_weights is not None:
-            return self._loop_weights[name][1]
+        prepared = self._loop_weight(name, training)
+        if prepared is not None:
+            return prepared[1]
         weight = self._effective_weight(name, training)
         return ops.split(weight, self.num_gates, axis=1)
 
@@ -377,7 +388,7 @@ class RegularizedCellBase(
             return gate_products(x, blocks, masks, fused=fused)
         kernel = self._weight(name, training)
         if masks is None:
-            z = ops.matmul(x, kernel)
+            z = x @ kernel
         else:
             z = _masked_products(x, masks, (kernel,))
         return z if fused else ops.split(z, self.num_gates, axis=-1)
@@ -401,6 +412,8 @@ class RegularizedCellBase(
         spec = self.step_noise_spec(training)
         if not spec:
             return None
+        if self._step_noise is not None:
+            return self._step_noise
         seed = self._step_seed
         if seed is None:
             if noise_lib.inside_jax_loop_trace(step_input, self.seed_generator):

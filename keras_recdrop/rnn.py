@@ -18,6 +18,27 @@ def _iter_cells(cell):
         yield from _iter_cells(inner)
 
 
+# Steps whose per-step noise the PyTorch loop draws at once.
+_NOISE_CHUNK = 64
+
+
+def _fused_kernel_trains_fast(sequences):
+    """Whether training through the backend's fused kernel is the fast path.
+
+    Not on PyTorch's CPU: there Keras's fused "kernel" is a Python loop that
+    slices one step per iteration, so its backward pass adds a full-length
+    zero gradient per step, quadratic in the sequence length (Keras trains
+    a plain `LSTM(256)` 30x slower than `LSTM(256, recurrent_dropout=.25)`
+    at T=1000); this package's own loop trains faster (docs/benchmarks.md).
+    cuDNN on a GPU is a real kernel. Inference uses the fused kernel
+    everywhere, and `use_cudnn=True` asks for it in training too.
+    """
+    if keras.backend.backend() != "torch":
+        return True
+    device = getattr(sequences, "device", None)
+    return getattr(device, "type", "cpu") == "cuda"
+
+
 def _package_cells(cell):
     """The cells of this package in `cell` (a cell or a stack of cells)."""
     return [c for c in _iter_cells(cell) if isinstance(c, RegularizedCellBase)]
@@ -232,11 +253,19 @@ class RNN(SavesRandomState, keras.layers.RNN):
         if not tree.is_nested(initial_state):
             initial_state = [initial_state]
         cell = self.cell
+        for c in _package_cells(cell):
+            if c._loop_weight("kernel", training) is None:
+                c._prepare_loop_weights(training)
         single = isinstance(cell, RegularizedCellBase)
         if (
             single
             and self.use_cudnn in ("auto", True)
             and cell.computes_plain_rnn(training)
+            and (
+                not training
+                or self.use_cudnn is True
+                or _fused_kernel_trains_fast(sequences)
+            )
         ):
             try:
                 out = cell._fused_loop(
@@ -293,6 +322,7 @@ class RNN(SavesRandomState, keras.layers.RNN):
         finally:
             for c in noisy:
                 c._step_seed = None
+                c._step_noise = None
 
     def _scanned_loop(
         self, sequences, initial_state, mask, training, noisy, step_seeds
@@ -337,7 +367,9 @@ class RNN(SavesRandomState, keras.layers.RNN):
         (the masks are per sequence), the steps are unbound once (slicing a
         step out at each iteration would make the backward pass add a
         full-length zero gradient per step), and each step runs only the
-        recurrent part of the cell (`_step`). Masking, `go_backwards`,
+        recurrent part of the cell (`_step`). The per-step noise of a chunk
+        of steps is drawn at once, each step's from its own seed (the same
+        values as step by step, with fewer calls). Masking, `go_backwards`,
         `zero_output_for_mask` and `stateful` behave as in Keras's loop.
         """
         cell = self.cell
@@ -346,7 +378,24 @@ class RNN(SavesRandomState, keras.layers.RNN):
         projections = ops.unstack(
             cell._input_projection(inputs, input_masks, training)
         )
-        seeds = ops.unstack(step_seeds[0][:, 0]) if step_seeds else None
+        spec = cell.step_noise_spec(training)
+        seed_table = step_seeds[0][:, 0] if step_seeds else None
+        noise_chunk = (None, None)  # (first step, noise of its steps)
+
+        def step_noise(t):
+            nonlocal noise_chunk
+            first = t - t % _NOISE_CHUNK
+            if noise_chunk[0] != first:
+                seeds = noise_lib.StatelessSeed(
+                    seed_table[first : first + _NOISE_CHUNK]
+                )
+                batch = ops.shape(inputs)[1]
+                noise_chunk = (
+                    first,
+                    noise_lib.draw_step_noise(spec, (batch,), seeds),
+                )
+            return noise_lib.split_step_noise(spec, noise_chunk[1][t - first])
+
         step_masks = None
         if mask is not None:
             step_masks = ops.unstack(
@@ -361,8 +410,8 @@ class RNN(SavesRandomState, keras.layers.RNN):
             states = [ops.copy(s) for s in states]
         outputs, output = [], None
         for t in order:
-            if seeds is not None:
-                cell._step_seed = noise_lib.StatelessSeed(seeds[t])
+            if seed_table is not None:
+                cell._step_noise = step_noise(t)
             new_output, new_states = cell._step(
                 projections[t], states, training
             )

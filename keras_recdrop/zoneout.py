@@ -19,7 +19,8 @@ def _zoneout(previous, new, rate, keep_previous, training):
         return previous
     if training:
         return ops.where(keep_previous, previous, new)
-    return rate * previous + (1.0 - rate) * new
+    # `rate * previous + (1 - rate) * new`, in two operations.
+    return new + rate * (previous - new)
 
 
 class Zoneout:

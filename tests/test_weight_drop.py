@@ -131,6 +131,8 @@ def test_weight_drop_config_round_trip_and_bad_rate():
 def fused_lstm_spy(monkeypatch):
     """Records what the cells hand to the backend's fused LSTM kernel.
 
+    The layers ask for it with `use_cudnn=True`.
+
     On PyTorch the real kernel runs (Keras's fused CPU kernel); TensorFlow
     and JAX have none on a CPU, so `reference_fused_lstm` stands in, as
     cuDNN would on a GPU.
@@ -169,7 +171,7 @@ def test_dropconnect_training_runs_the_fused_kernel_on_the_masked_kernel(
 ):
     x = np.random.RandomState(3).randn(5, 7, 3).astype("float32")
     weights = lstm_weights(3, 4)
-    model, layer = _weight_drop_model("auto", x, weights)
+    model, layer = _weight_drop_model(True, x, weights)
     model(x, training=True)
     assert len(fused_lstm_spy) == 1
     masked = to_numpy(fused_lstm_spy[0]["recurrent_kernel"])
@@ -188,7 +190,7 @@ def test_fused_dropconnect_equals_the_loop_outputs_and_gradients(
 ):
     x = np.random.RandomState(4).randn(6, 9, 3).astype("float32")
     weights = lstm_weights(3, 4, seed=2)
-    fused, _ = _weight_drop_model("auto", x, weights)
+    fused, _ = _weight_drop_model(True, x, weights)
     loop, _ = _weight_drop_model(False, x, weights)
     # The same seed draws the same weight mask on both paths.
     y_fused, g_fused = loss_and_gradients(fused, x)
@@ -209,3 +211,21 @@ def test_dropconnect_with_input_dropout_runs_the_loop(
     model, _ = _weight_drop_model("auto", x, weights, dropout=0.3)
     model(x, training=True)
     assert fused_lstm_spy == []
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "torch",
+    reason="PyTorch's fused CPU kernel is the one that trains slowly",
+)
+def test_on_pytorch_cpu_dropconnect_trains_in_the_loop_and_infers_fused(
+    fused_lstm_spy,
+):
+    # Keras's fused CPU kernel on PyTorch has a backward pass quadratic in
+    # the length: with use_cudnn="auto" training takes the package's loop,
+    # inference the fused kernel.
+    x = np.random.RandomState(6).randn(4, 5, 3).astype("float32")
+    model, _ = _weight_drop_model("auto", x, lstm_weights(3, 4))
+    model(x, training=True)
+    assert fused_lstm_spy == []
+    model(x, training=False)
+    assert len(fused_lstm_spy) == 1
