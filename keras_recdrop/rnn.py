@@ -7,6 +7,7 @@ from keras import tree
 from keras_recdrop import _compat
 from keras_recdrop import _validation
 from keras_recdrop import noise as noise_lib
+from keras_recdrop import noise_mode
 from keras_recdrop.cell_base import RegularizedCellBase
 from keras_recdrop.random_state import SavesRandomState
 
@@ -197,8 +198,12 @@ class RNN(SavesRandomState, keras.layers.RNN):
         # `keras.layers.RNN.call` draws the cells' per-sequence masks before
         # its loop whether or not the call trains; remember the mode so that
         # `_maybe_config_dropout_masks` draws nothing at inference (no
-        # random op, no seed advance in an inference graph).
-        self._training_call = bool(training)
+        # random op, no seed advance in an inference graph). Inside
+        # `noise_mode.monte_carlo()` an inference call draws noise too. The
+        # cells still get the call's own `training` (they consult the switch
+        # themselves), never a forced `True`: Keras 3.16 shares a `training`
+        # passed to a sub-layer with every later layer of the model call.
+        self._training_call = noise_mode.active(training)
         if self.stateful_masks and training:
             self._hold_masks()
         try:
@@ -226,6 +231,9 @@ class RNN(SavesRandomState, keras.layers.RNN):
         return {**super().get_config(), "stateful_masks": self.stateful_masks}
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
+        # `noise_on` decides the noise; `training` is what the cells'
+        # `__call__` gets (see `call`).
+        noise_on = noise_mode.active(training)
         training = bool(training)
         if tree.is_nested(mask):
             mask = mask[0]
@@ -236,14 +244,14 @@ class RNN(SavesRandomState, keras.layers.RNN):
         if (
             single
             and self.use_cudnn in ("auto", True)
-            and cell.computes_plain_rnn(training)
+            and cell.computes_plain_rnn(noise_on)
         ):
             try:
                 out = cell._fused_loop(
                     sequences,
                     initial_state,
                     mask,
-                    training,
+                    noise_on,
                     return_sequences=self.return_sequences,
                     go_backwards=self.go_backwards,
                     unroll=self.unroll,
@@ -263,7 +271,7 @@ class RNN(SavesRandomState, keras.layers.RNN):
             )
 
         timesteps = sequences.shape[1]
-        noisy = [c for c in _package_cells(cell) if c.step_noise_spec(training)]
+        noisy = [c for c in _package_cells(cell) if c.step_noise_spec(noise_on)]
         if timesteps is None:
             # A dynamic length (only possible on TensorFlow and PyTorch,
             # whose loops draw per-step noise correctly inside the loop).
@@ -281,7 +289,7 @@ class RNN(SavesRandomState, keras.layers.RNN):
         try:
             if single and keras.backend.backend() == "torch":
                 return self._eager_loop(
-                    sequences, initial_state, mask, training, step_seeds
+                    sequences, initial_state, mask, noise_on, step_seeds
                 )
             if not noisy:
                 return super().inner_loop(
