@@ -9,8 +9,10 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MODULES = [
+    "keras_recdrop.conversion",
     "keras_recdrop.embedding",
     "keras_recdrop.gal",
+    "keras_recdrop.noise_mode",
     "keras_recdrop.norm_stabilizer",
     "keras_recdrop.semeniuta",
     "keras_recdrop.zoneout",
