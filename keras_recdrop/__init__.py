@@ -12,6 +12,7 @@ per-step noise before its time loop; the ready-made `ZoneoutLSTM`,
 
 from keras_recdrop._version import __version__
 from keras_recdrop.cell_base import RegularizedCellBase
+from keras_recdrop.conversion import convert
 from keras_recdrop.embedding import DropoutEmbedding
 from keras_recdrop.gal import GalGRUCell
 from keras_recdrop.gal import GalLSTMCell
@@ -54,4 +55,5 @@ __all__ = [
     "WeightDropLSTMCell",
     "ZoneoutGRUCell",
     "ZoneoutLSTMCell",
+    "convert",
 ]
