@@ -25,6 +25,7 @@ from keras_recdrop.layers import WeightDropLSTM
 from keras_recdrop.layers import ZoneoutGRU
 from keras_recdrop.layers import ZoneoutLSTM
 from keras_recdrop.lstm_core import LSTMCellBase
+from keras_recdrop.mc_dropout import mc_predict
 from keras_recdrop.norm_stabilizer import NormStabilizer
 from keras_recdrop.rnn import RNN
 from keras_recdrop.semeniuta import SemeniutaGRUCell
@@ -56,4 +57,5 @@ __all__ = [
     "ZoneoutGRUCell",
     "ZoneoutLSTMCell",
     "convert",
+    "mc_predict",
 ]

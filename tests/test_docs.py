@@ -12,6 +12,7 @@ MODULES = [
     "keras_recdrop.conversion",
     "keras_recdrop.embedding",
     "keras_recdrop.gal",
+    "keras_recdrop.mc_dropout",
     "keras_recdrop.noise_mode",
     "keras_recdrop.norm_stabilizer",
     "keras_recdrop.semeniuta",
