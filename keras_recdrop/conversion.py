@@ -16,10 +16,7 @@ import warnings
 
 import keras
 
-# `keras.models.clone_model` takes a `clone_function` only for Sequential
-# and Functional models; Functional is not exported publicly.
-from keras.src.models.functional import Functional
-
+from keras_recdrop import _compat
 from keras_recdrop import layers as layers_lib
 from keras_recdrop.rnn import RNN
 
@@ -327,7 +324,7 @@ def convert(model, lstm="gal", gru="gal", *, lstm_kwargs=None, gru_kwargs=None):
         _Target("lstm", lstm, LSTM_LAYERS, "LSTM", "lstm_kwargs", lstm_kwargs),
         _Target("gru", gru, GRU_LAYERS, "GRU", "gru_kwargs", gru_kwargs),
     )
-    if isinstance(model, (keras.Sequential, Functional)):
+    if isinstance(model, keras.Sequential) or _compat.is_functional(model):
         new = keras.models.clone_model(
             model, clone_function=converter, recursive=True
         )

@@ -18,6 +18,7 @@ import warnings
 import keras
 import numpy as np
 
+from keras_recdrop import _compat
 from keras_recdrop import _validation
 from keras_recdrop import noise_mode
 from keras_recdrop.embedding import DropoutEmbedding
@@ -29,11 +30,6 @@ KERAS_DROPOUT_LAYERS = (
     keras.layers.AlphaDropout,
     keras.layers.GaussianDropout,
 )
-
-
-def _all_layers(model):
-    """`model` and every layer and cell inside it, each once."""
-    return model._flatten_layers(include_self=True, recursive=True)
 
 
 def shares_noise_across_batch(layer, keras_dropout=False):
@@ -309,7 +305,7 @@ def mc_predict(
     x, rows = _check_inputs(x)
     if not model.built:
         model(x, training=False)
-    layers = _all_layers(model)
+    layers = _compat.flatten_layers(model)
     _check_layers(layers)
 
     per_call = any(

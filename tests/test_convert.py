@@ -7,6 +7,7 @@ from probes import probe_weights
 from probes import to_numpy
 
 import keras_recdrop as kr
+from keras_recdrop import _compat
 from keras_recdrop.conversion import convert
 
 
@@ -27,7 +28,7 @@ def _assert_same_inference(model, converted, x, atol=1e-5):
 
 
 def _layer_types(model):
-    return [type(layer).__name__ for layer in model._flatten_layers()]
+    return [type(layer).__name__ for layer in _compat.flatten_layers(model)]
 
 
 @pytest.mark.parametrize("reset_after", [True, False])
@@ -127,7 +128,7 @@ def test_nested_models_are_converted_and_shared_layers_stay_shared():
     converted = convert(model)
     gal = [
         layer
-        for layer in converted._flatten_layers()
+        for layer in _compat.flatten_layers(converted)
         if type(layer) is kr.GalLSTM
     ]
     assert len(gal) == 1  # one layer, called at two nodes
