@@ -74,14 +74,19 @@ def _reseeded(model, seed):
 
     The streams are the states of the model's `SeedGenerator`s: the
     variables that are not weights (`Layer.variables` extends `weights`
-    with exactly these). Each gets its own seed from `seed`. Yields a
-    function that tells whether any stream has drawn since.
+    with exactly these), each a pair of integers. Each gets its own seed
+    from `seed`. Yields a function that tells whether any stream has drawn
+    since.
     """
     weights = {id(w) for w in model.weights}
     states = []
     for variable in model.variables:
-        if id(variable) not in weights and all(
-            variable is not s for s in states
+        dtype = keras.backend.standardize_dtype(variable.dtype)
+        if (
+            id(variable) not in weights
+            and tuple(variable.shape) == (2,)
+            and "int" in dtype
+            and all(variable is not s for s in states)
         ):
             states.append(variable)
     saved = [_numpy(s.value).copy() for s in states]
