@@ -218,6 +218,24 @@ def test_batch_normalization_uses_and_keeps_its_moving_statistics():
     assert np.abs(mean - to_numpy(model(x, training=True))).max() > 0.1
 
 
+def test_batch_normalization_after_a_noisy_layer_stays_in_inference():
+    # The noisy layer must not hand a `training=True` on to later layers.
+    model = keras.Sequential(
+        [
+            keras.Input((4, 3)),
+            kr.GalGRU(6, dropout=0.3, recurrent_dropout=0.3, seed=1),
+            keras.layers.BatchNormalization(),
+        ]
+    )
+    norm = model.layers[-1]
+    before = [to_numpy(w).copy() for w in norm.weights]
+    x = np.random.RandomState(1).randn(32, 4, 3).astype("float32")
+    _, std = mc_predict(model, x, samples=5, seed=1)
+    assert np.all(std > 0)
+    for old, new in zip(before, norm.weights, strict=True):
+        np.testing.assert_array_equal(old, to_numpy(new))
+
+
 @pytest.mark.parametrize(
     "layer",
     [
