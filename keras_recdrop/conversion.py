@@ -107,14 +107,13 @@ class _Target:
         return dict(kwargs)
 
 
-def _rebuilt(kind, layer, build):
-    """Calls `build()`, naming `layer` in any argument error it raises."""
-    try:
-        return build()
-    except (TypeError, ValueError) as error:
-        raise type(error)(
-            f"Cannot convert the {kind} layer {layer.name!r}: {error}"
-        ) from error
+def _copy(obj):
+    """A new layer (or cell) from `obj`'s config: Keras's default clone."""
+    return obj.__class__.from_config(obj.get_config())
+
+
+def _new_or_copy(new, obj):
+    return _copy(obj) if new is None else new
 
 
 class _Converter:
@@ -130,9 +129,7 @@ class _Converter:
         self.pairs = []
 
     def __call__(self, layer):
-        new = self.convert_layer(layer)
-        if new is None:
-            new = layer.__class__.from_config(layer.get_config())
+        new = _new_or_copy(self.convert_layer(layer), layer)
         self.pairs.append((layer, new))
         return new
 
@@ -151,19 +148,26 @@ class _Converter:
                     stacklevel=2,
                 )
 
+    def _recreate(self, obj, as_cell):
+        """A Keras LSTM/GRU (layer or cell) as its target class, or `None`."""
+        target = self.targets[type(obj)]
+        if target.layer_class is None:
+            return None
+        new_class = target.layer_class
+        if as_cell:
+            new_class = new_class.cell_class
+        try:
+            return new_class.from_config({**obj.get_config(), **target.kwargs})
+        except (TypeError, ValueError) as error:
+            raise type(error)(
+                f"Cannot convert the {type(obj).__name__} {obj.name!r}: {error}"
+            ) from error
+
     def convert_layer(self, layer):
         """The package's version of `layer`, or `None` to clone it as is."""
         kind = type(layer)
         if kind in (keras.layers.LSTM, keras.layers.GRU):
-            target = self.targets[kind]
-            if target.layer_class is None:
-                return None
-            config = {**layer.get_config(), **target.kwargs}
-            return _rebuilt(
-                kind.__name__,
-                layer,
-                lambda: target.layer_class.from_config(config),
-            )
+            return self._recreate(layer, as_cell=False)
         if kind in (keras.layers.RNN, RNN):
             cell = self.convert_cell(layer.cell)
             if cell is None:
@@ -178,15 +182,9 @@ class _Converter:
                 return None
             config = layer.get_config()
             return keras.layers.Bidirectional(
-                forward
-                or layer.forward_layer.from_config(
-                    layer.forward_layer.get_config()
-                ),
+                _new_or_copy(forward, layer.forward_layer),
                 merge_mode=config["merge_mode"],
-                backward_layer=backward
-                or layer.backward_layer.from_config(
-                    layer.backward_layer.get_config()
-                ),
+                backward_layer=_new_or_copy(backward, layer.backward_layer),
                 name=config["name"],
                 dtype=config["dtype"],
                 trainable=config["trainable"],
@@ -198,21 +196,13 @@ class _Converter:
         """The package's version of a cell, or `None` if none is needed."""
         kind = type(cell)
         if kind in (keras.layers.LSTMCell, keras.layers.GRUCell):
-            target = self.targets[kind]
-            if target.layer_class is None:
-                return None
-            config = {**cell.get_config(), **target.kwargs}
-            return _rebuilt(
-                kind.__name__,
-                cell,
-                lambda: target.layer_class.cell_class.from_config(config),
-            )
+            return self._recreate(cell, as_cell=True)
         if kind is keras.layers.StackedRNNCells:
             converted = [self.convert_cell(inner) for inner in cell.cells]
             if all(new is None for new in converted):
                 return None
             cells = [
-                new or inner.__class__.from_config(inner.get_config())
+                _new_or_copy(new, inner)
                 for new, inner in zip(converted, cell.cells, strict=True)
             ]
             config = cell.get_config()
