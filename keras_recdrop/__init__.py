@@ -12,6 +12,7 @@ per-step noise before its time loop; the ready-made `ZoneoutLSTM`,
 
 from keras_recdrop._version import __version__
 from keras_recdrop.cell_base import RegularizedCellBase
+from keras_recdrop.conversion import convert
 from keras_recdrop.embedding import DropoutEmbedding
 from keras_recdrop.gal import GalGRUCell
 from keras_recdrop.gal import GalLSTMCell
@@ -24,6 +25,7 @@ from keras_recdrop.layers import WeightDropLSTM
 from keras_recdrop.layers import ZoneoutGRU
 from keras_recdrop.layers import ZoneoutLSTM
 from keras_recdrop.lstm_core import LSTMCellBase
+from keras_recdrop.mc_dropout import mc_predict
 from keras_recdrop.norm_stabilizer import NormStabilizer
 from keras_recdrop.rnn import RNN
 from keras_recdrop.semeniuta import SemeniutaGRUCell
@@ -54,4 +56,6 @@ __all__ = [
     "WeightDropLSTMCell",
     "ZoneoutGRUCell",
     "ZoneoutLSTMCell",
+    "convert",
+    "mc_predict",
 ]

@@ -19,6 +19,9 @@ looked up in every layout that exists, with a fallback:
                            / not shipped / None
     staging_trace (JAX)    a tracer's `_trace`, `parent_trace` and the
                            `DynamicJaxprTrace` type / None: nothing detected
+    is_functional          keras.src.models.functional.Functional (both)
+                           / ImportError naming it
+    flatten_layers         `Layer._flatten_layers` (both)
 
 Why each is needed:
 
@@ -30,6 +33,13 @@ Why each is needed:
   scanned input.
 * `fused_lstm`, `fused_gru`: the backends' fused kernels (cuDNN on a GPU,
   and a CPU fallback on PyTorch) that `keras.layers.LSTM` / `GRU` call.
+* `is_functional`: `keras.models.clone_model` takes a `clone_function`
+  (which `keras_recdrop.convert` is) only for Sequential and Functional
+  models; `keras.Model(inputs, outputs)` returns this class, which has no
+  public alias.
+* `flatten_layers`: every layer and cell nested in a model, each once
+  (`keras_recdrop.mc_predict` looks for noise, dropout and stateful layers);
+  Keras's public `Model.layers` lists only the top level.
 * `staging_trace`: to raise a clear error, instead of silently repeating
   noise, when a cell would draw per-step noise from its seed generator
   inside a JAX `lax.scan` of a plain `keras.layers.RNN`.
@@ -130,3 +140,22 @@ def staging_trace(value):
     while trace is not None and type(trace).__name__ != "DynamicJaxprTrace":
         trace = getattr(trace, "parent_trace", None)
     return trace
+
+
+def is_functional(model):
+    """Whether `model` is a Functional model (`keras.Model(inputs, ...)`)."""
+    try:
+        module = importlib.import_module("keras.src.models.functional")
+        functional = module.Functional
+    except (ImportError, AttributeError) as error:
+        raise ImportError(
+            "keras_recdrop.convert needs `Functional` from "
+            "`keras.src.models.functional`, which Keras "
+            f"{keras.__version__} does not have."
+        ) from error
+    return isinstance(model, functional)
+
+
+def flatten_layers(layer):
+    """`layer` and every layer and cell inside it, each once."""
+    return layer._flatten_layers(include_self=True, recursive=True)

@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_recdrop import _validation
 from keras_recdrop import noise
+from keras_recdrop import noise_mode
 from keras_recdrop.random_state import SavesRandomState
 
 
@@ -95,7 +96,7 @@ class DropoutEmbedding(SavesRandomState, keras.layers.Embedding):
 
     def _drop_word_types(self, inputs, outputs, training):
         """Multiplies each looked-up embedding by its word type's mask."""
-        if not training or self.embeddings_dropout == 0.0:
+        if not noise_mode.active(training) or self.embeddings_dropout == 0.0:
             return outputs
         ids = inputs
         if keras.backend.standardize_dtype(ids.dtype) not in (

@@ -26,6 +26,7 @@ from keras import ops
 
 from keras_recdrop import _compat
 from keras_recdrop import _validation
+from keras_recdrop import noise_mode
 from keras_recdrop.cell_base import RegularizedCellBase
 
 
@@ -113,7 +114,7 @@ class LSTMCellBase(RegularizedCellBase):
         return state["h"], [state["h"], state["c"]]
 
     def call(self, inputs, states, training=False):
-        training = bool(training)
+        training = noise_mode.active(training)
         input_masks = self.get_dropout_mask(inputs) if training else None
         return self._step(
             self._input_projection(inputs, input_masks, training),

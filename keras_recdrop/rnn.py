@@ -7,6 +7,7 @@ from keras import tree
 from keras_recdrop import _compat
 from keras_recdrop import _validation
 from keras_recdrop import noise as noise_lib
+from keras_recdrop import noise_mode
 from keras_recdrop.cell_base import RegularizedCellBase
 from keras_recdrop.random_state import SavesRandomState
 
@@ -218,8 +219,12 @@ class RNN(SavesRandomState, keras.layers.RNN):
         # `keras.layers.RNN.call` draws the cells' per-sequence masks before
         # its loop whether or not the call trains; remember the mode so that
         # `_maybe_config_dropout_masks` draws nothing at inference (no
-        # random op, no seed advance in an inference graph).
-        self._training_call = bool(training)
+        # random op, no seed advance in an inference graph). Inside
+        # `noise_mode.monte_carlo()` an inference call draws noise too. The
+        # cells still get the call's own `training` (they consult the switch
+        # themselves), never a forced `True`: Keras 3.16 shares a `training`
+        # passed to a sub-layer with every later layer of the model call.
+        self._training_call = noise_mode.active(training)
         if self.stateful_masks and training:
             self._hold_masks()
         try:
@@ -247,6 +252,9 @@ class RNN(SavesRandomState, keras.layers.RNN):
         return {**super().get_config(), "stateful_masks": self.stateful_masks}
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
+        # `noise_on` decides the noise; `training` is what the cells'
+        # `__call__` gets (see `call`).
+        noise_on = noise_mode.active(training)
         training = bool(training)
         if tree.is_nested(mask):
             mask = mask[0]
@@ -254,15 +262,15 @@ class RNN(SavesRandomState, keras.layers.RNN):
             initial_state = [initial_state]
         cell = self.cell
         for c in _package_cells(cell):
-            if c._loop_weight("kernel", training) is None:
-                c._prepare_loop_weights(training)
+            if c._loop_weight("kernel", noise_on) is None:
+                c._prepare_loop_weights(noise_on)
         single = isinstance(cell, RegularizedCellBase)
         if (
             single
             and self.use_cudnn in ("auto", True)
-            and cell.computes_plain_rnn(training)
+            and cell.computes_plain_rnn(noise_on)
             and (
-                not training
+                not noise_on
                 or self.use_cudnn is True
                 or _fused_kernel_trains_fast(sequences)
             )
@@ -272,7 +280,7 @@ class RNN(SavesRandomState, keras.layers.RNN):
                     sequences,
                     initial_state,
                     mask,
-                    training,
+                    noise_on,
                     return_sequences=self.return_sequences,
                     go_backwards=self.go_backwards,
                     unroll=self.unroll,
@@ -292,7 +300,7 @@ class RNN(SavesRandomState, keras.layers.RNN):
             )
 
         timesteps = sequences.shape[1]
-        noisy = [c for c in _package_cells(cell) if c.step_noise_spec(training)]
+        noisy = [c for c in _package_cells(cell) if c.step_noise_spec(noise_on)]
         if timesteps is None:
             # A dynamic length (only possible on TensorFlow and PyTorch,
             # whose loops draw per-step noise correctly inside the loop).
@@ -310,7 +318,7 @@ class RNN(SavesRandomState, keras.layers.RNN):
         try:
             if single and keras.backend.backend() == "torch":
                 return self._eager_loop(
-                    sequences, initial_state, mask, training, step_seeds
+                    sequences, initial_state, mask, noise_on, step_seeds
                 )
             if not noisy:
                 return super().inner_loop(

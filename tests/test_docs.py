@@ -9,8 +9,11 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MODULES = [
+    "keras_recdrop.conversion",
     "keras_recdrop.embedding",
     "keras_recdrop.gal",
+    "keras_recdrop.mc_dropout",
+    "keras_recdrop.noise_mode",
     "keras_recdrop.norm_stabilizer",
     "keras_recdrop.semeniuta",
     "keras_recdrop.zoneout",
@@ -80,6 +83,9 @@ def test_every_page_in_the_site_navigation_exists():
         ("permuted_digits", ["--seeds", "1", "1"], "repeated seed"),
         ("permuted_digits", ["--units", "-3"], "positive integer"),
         ("gradient_flow", ["--zoneout-c", "1.5"], "probability"),
+        ("mc_forecast", ["--samples", "0"], "positive integer"),
+        ("mc_forecast", ["--level", "0"], "probability in (0, 1)"),
+        ("mc_forecast", ["--recurrent-dropout", "1"], "probability"),
     ],
 )
 def test_example_command_lines_reject_bad_arguments(

@@ -1,0 +1,369 @@
+"""`mc_predict`: Monte Carlo dropout (Gal & Ghahramani, 2016).
+
+`N` stochastic forward passes with the package's noise on and every other
+layer in inference mode (`noise_mode.monte_carlo()`), summarised by the
+mean and standard deviation over the passes. The passes are batched: the
+input is tiled `copies` times into one forward pass, and every copy of a
+row draws its own masks, because the package's per-sequence masks and
+per-step noise are drawn per row of the batch. Noise drawn once per call
+and shared by the whole batch (DropConnect's weight mask,
+`DropoutEmbedding`'s word-type mask, a Keras `Dropout` whose `noise_shape`
+has batch size 1) would make the copies of a row identical; a model with
+such a layer gets one forward pass per sample instead.
+"""
+
+import contextlib
+import warnings
+
+import keras
+import numpy as np
+
+from keras_recdrop import _compat
+from keras_recdrop import _validation
+from keras_recdrop import noise_mode
+from keras_recdrop.embedding import DropoutEmbedding
+from keras_recdrop.weight_drop import WeightDropLSTMCell
+
+# Keras's dropout layers (SpatialDropout1D/2D/3D subclass Dropout).
+KERAS_DROPOUT_LAYERS = (
+    keras.layers.Dropout,
+    keras.layers.AlphaDropout,
+    keras.layers.GaussianDropout,
+)
+
+
+def shares_noise_across_batch(layer, keras_dropout=False):
+    """Whether `layer` draws noise that the whole batch of a call shares.
+
+    Tiled copies of a row in one call would then see the same noise, so
+    `mc_predict` runs such a model one sample per call.
+    """
+    if isinstance(layer, WeightDropLSTMCell):
+        return layer.weight_dropout > 0
+    if isinstance(layer, DropoutEmbedding):
+        return layer.embeddings_dropout > 0
+    if keras_dropout and isinstance(layer, keras.layers.Dropout):
+        shape = layer.noise_shape
+        return shape is not None and shape[0] == 1
+    return False
+
+
+@contextlib.contextmanager
+def _keras_dropout_in_training(layers):
+    """Keras's dropout layers run as in training while the context lasts."""
+
+    def forced(call):
+        def call_in_training(*args, **kwargs):
+            kwargs["training"] = True
+            return call(*args, **kwargs)
+
+        return call_in_training
+
+    for layer in layers:
+        layer.call = forced(layer.call)
+    try:
+        yield
+    finally:
+        for layer in layers:
+            del layer.call
+
+
+@contextlib.contextmanager
+def _reseeded(model, seed):
+    """Seeds every random stream of `model` from `seed`, restores them after.
+
+    The streams are the states of the model's `SeedGenerator`s: the
+    variables that are not weights (`Layer.variables` extends `weights`
+    with exactly these), each a pair of integers. Each gets its own seed
+    from `seed`. Yields a function that tells whether any stream has drawn
+    since.
+    """
+    weights = {id(w) for w in model.weights}
+    states = []
+    for variable in model.variables:
+        dtype = keras.backend.standardize_dtype(variable.dtype)
+        if (
+            id(variable) not in weights
+            and tuple(variable.shape) == (2,)
+            and "int" in dtype
+            and all(variable is not s for s in states)
+        ):
+            states.append(variable)
+    saved = [_numpy(s.value).copy() for s in states]
+    streams = np.random.SeedSequence(seed).generate_state(len(states))
+    seeded = [
+        np.array([int(stream) % (2**31 - 1), 0]).astype(
+            keras.backend.standardize_dtype(state.dtype)
+        )
+        for state, stream in zip(states, streams, strict=True)
+    ]
+
+    def drew():
+        return any(
+            not np.array_equal(_numpy(state.value), value)
+            for state, value in zip(states, seeded, strict=True)
+        )
+
+    try:
+        for state, value in zip(states, seeded, strict=True):
+            state.assign(value)
+        yield drew
+    finally:
+        for state, value in zip(states, saved, strict=True):
+            state.assign(value)
+
+
+def _numpy(value):
+    return np.asarray(keras.ops.convert_to_numpy(value))
+
+
+class _Summary:
+    """Mean, spread and samples of every output, filled block by block.
+
+    Means and squared deviations are combined chunk by chunk with Chan et
+    al.'s pairwise update, in float64: identical samples give a spread of
+    exactly 0.
+    """
+
+    def __init__(self, leaves, rows, samples, keep):
+        self.dtypes = [np.result_type(y.dtype, np.float32) for y in leaves]
+        shapes = [(rows,) + y.shape[2:] for y in leaves]
+        self.count = np.zeros(rows)
+        self.mean = [np.zeros(shape) for shape in shapes]
+        self.m2 = [np.zeros(shape) for shape in shapes]
+        self.samples = samples
+        self.kept = None
+        if keep:
+            self.kept = [
+                np.zeros((samples,) + shape, dtype)
+                for shape, dtype in zip(shapes, self.dtypes, strict=True)
+            ]
+
+    def add(self, span, first, leaves):
+        """Adds samples `first, first + 1, ...` (`leaves[k][s]`) of `span`."""
+        count_a = self.count[span][0]
+        count_b = leaves[0].shape[0]
+        count = count_a + count_b
+        for k, chunk in enumerate(leaves):
+            chunk = chunk.astype(np.float64)
+            mean_b = chunk.mean(axis=0)
+            delta = mean_b - self.mean[k][span]
+            self.mean[k][span] += delta * (count_b / count)
+            self.m2[k][span] += ((chunk - mean_b) ** 2).sum(
+                axis=0
+            ) + delta**2 * (count_a * count_b / count)
+            if self.kept is not None:
+                self.kept[k][first : first + count_b, span] = chunk
+        self.count[span] = count
+
+    def add_constant(self, span, leaves):
+        """Every sample of `span` equals `leaves[k]`: no spread."""
+        for k, value in enumerate(leaves):
+            self.mean[k][span] = value
+            if self.kept is not None:
+                self.kept[k][:, span] = value
+        self.count[span] = self.samples
+
+    def result(self, structure):
+        def pack(arrays):
+            return keras.tree.pack_sequence_as(structure, arrays)
+
+        mean = [
+            m.astype(d) for m, d in zip(self.mean, self.dtypes, strict=True)
+        ]
+        std = [
+            np.sqrt(m2 / self.count.reshape((-1,) + (1,) * (m2.ndim - 1)))
+            for m2 in self.m2
+        ]
+        std = [v.astype(d) for v, d in zip(std, self.dtypes, strict=True)]
+        if self.kept is None:
+            return pack(mean), pack(std)
+        return pack(mean), pack(std), pack(self.kept)
+
+
+def _check_inputs(x):
+    leaves = [
+        np.asarray(keras.ops.convert_to_numpy(v)) for v in keras.tree.flatten(x)
+    ]
+    sizes = {leaf.shape[0] if leaf.ndim else None for leaf in leaves}
+    if not leaves or None in sizes or len(sizes) != 1 or 0 in sizes:
+        raise ValueError(
+            "Argument `x` must be an array (or a structure of arrays) with "
+            "the same non-zero number of rows in each; received arrays of "
+            f"shapes {[leaf.shape for leaf in leaves]}."
+        )
+    return keras.tree.pack_sequence_as(x, leaves), sizes.pop()
+
+
+def _check_layers(layers):
+    """Refuses stateful layers; warns of Keras's own recurrent dropout."""
+    for layer in layers:
+        if getattr(layer, "stateful", False):
+            raise ValueError(
+                f"mc_predict needs independent forward passes, but layer "
+                f"{layer.name!r} is stateful: every pass would start from "
+                "the states the previous one left. Rebuild the model with "
+                "stateful=False for Monte Carlo predictions."
+            )
+        if type(layer) in (keras.layers.LSTMCell, keras.layers.GRUCell) and (
+            layer.dropout > 0 or layer.recurrent_dropout > 0
+        ):
+            warnings.warn(
+                f"{layer.name!r} is a keras.layers.{type(layer).__name__} "
+                "with dropout; mc_predict leaves Keras's own recurrent "
+                "dropout off. Convert the model with keras_recdrop.convert "
+                "to sample it.",
+                stacklevel=3,
+            )
+
+
+def mc_predict(
+    model,
+    x,
+    samples=100,
+    *,
+    seed=None,
+    batch_size=1024,
+    keras_dropout=False,
+    return_samples=False,
+):
+    """Monte Carlo dropout: mean and spread of stochastic forward passes.
+
+    Runs `samples` forward passes of `model` on `x` with the noise of the
+    package's layers on (fresh masks and per-step noise for every pass and
+    every sample) and every other layer in inference mode: a
+    `BatchNormalization` uses and keeps its moving statistics, Keras's
+    `Dropout` layers are off unless `keras_dropout=True`. With samples
+    `y_1, ..., y_N` of each output it returns
+
+        mean = 1/N sum_s y_s
+        std  = sqrt(1/N sum_s (y_s - mean)^2)
+
+    the Monte Carlo estimates of the predictive mean and of the model's
+    (epistemic) standard deviation (Gal & Ghahramani, 2016); for a
+    regression, add the observation noise variance to `std**2`.
+
+    Samples are batched: up to `batch_size` rows (rows of `x` times tiled
+    copies) go through one forward pass, and each copy of a row draws its
+    own noise. A model with noise that one call shares over its whole
+    batch (`WeightDropLSTMCell` with `weight_dropout > 0`,
+    `DropoutEmbedding` with `embeddings_dropout > 0`, a Keras `Dropout`
+    with a `noise_shape` of batch size 1 when `keras_dropout=True`) is run
+    one sample per call instead, since tiled copies would share it. Rows
+    of `x` in different calls (more than `batch_size` rows) then draw
+    different weight masks within one sample; each row's samples are
+    independent either way.
+
+    If the first forward pass draws no random number (no layer has noise,
+    or every rate is 0), the model is deterministic: the other passes are
+    skipped, every sample equals that pass and `std` is exactly 0.
+
+    With a `seed`, the same arguments give the same result; the model's
+    own random streams (its seed generators) are restored afterwards, so
+    `mc_predict` does not change what later training calls draw.
+
+    Args:
+        model: A `keras.Model` with the package's layers or cells
+            (`keras_recdrop.RNN`, the ready-made layers such as `GalLSTM`,
+            cells in `keras.layers.RNN`, `DropoutEmbedding`) among any
+            Keras layers. Not stateful. A model with Keras's own
+            `LSTM(dropout=...)`: convert it first (`keras_recdrop.convert`).
+        x: The inputs: an array, or a list or dict of arrays with the same
+            number of rows, as `model.predict` takes.
+        samples: Positive integer, the number of forward passes `N`.
+        seed: Integer or `None` (a fresh random seed).
+        batch_size: Positive integer, the most rows in one forward pass
+            (the memory knob). Default 1024.
+        keras_dropout: Boolean. If `True`, Keras's `Dropout`,
+            `SpatialDropout1D/2D/3D`, `AlphaDropout` and `GaussianDropout`
+            layers are on too.
+        return_samples: Boolean. If `True`, also returns the samples.
+
+    Returns:
+        `(mean, std)`, NumPy arrays shaped like the model's output (or
+        structures of them like the outputs), or
+        `(mean, std, samples)` with `samples` of shape `(N, *output shape)`
+        if `return_samples`.
+
+    Example:
+
+    >>> import numpy as np, keras, keras_recdrop
+    >>> model = keras.Sequential([
+    ...     keras.Input((5, 3)),
+    ...     keras_recdrop.GalLSTM(8, dropout=0.2, recurrent_dropout=0.2),
+    ...     keras.layers.Dense(1)])
+    >>> x = np.random.rand(4, 5, 3).astype("float32")
+    >>> mean, std = keras_recdrop.mc_predict(model, x, samples=20, seed=1)
+    >>> mean.shape, std.shape, bool((std > 0).all())
+    ((4, 1), (4, 1), True)
+    """
+    samples = _validation.check_positive_int("samples", samples)
+    batch_size = _validation.check_positive_int("batch_size", batch_size)
+    seed = _validation.check_seed(seed)
+    keras_dropout = _validation.check_bool("keras_dropout", keras_dropout)
+    return_samples = _validation.check_bool("return_samples", return_samples)
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            "Argument `model` must be a keras.Model; received "
+            f"model={model!r} of type {type(model).__name__}."
+        )
+    x, rows = _check_inputs(x)
+    if not model.built:
+        model(x, training=False)
+    layers = _compat.flatten_layers(model)
+    _check_layers(layers)
+
+    per_call = any(
+        shares_noise_across_batch(la, keras_dropout) for la in layers
+    )
+    block = min(rows, batch_size)
+    copies = 1 if per_call else max(1, min(samples, batch_size // block))
+    dropout_layers = [
+        layer
+        for layer in layers
+        if keras_dropout and isinstance(layer, KERAS_DROPOUT_LAYERS)
+    ]
+
+    summary = None
+    deterministic = False
+    old_predict_function = model.predict_function
+    try:
+        with (
+            _reseeded(model, seed) as drew,
+            noise_mode.monte_carlo(),
+            _keras_dropout_in_training(dropout_layers),
+        ):
+            # Traced anew inside the context (the cached one never draws).
+            model.make_predict_function(force=True)
+            for start in range(0, rows, block):
+                # Every call has the same shape: the last block wraps round.
+                index = np.arange(start, start + block) % rows
+                valid = min(block, rows - start)
+                span = slice(start, start + valid)
+                inputs = keras.tree.map_structure(
+                    lambda v, index=index: np.concatenate([v[index]] * copies),
+                    x,
+                )
+                for first in range(0, samples, copies):
+                    outputs = model.predict_on_batch(inputs)
+                    leaves = [
+                        _numpy(y).reshape((copies, block) + tuple(y.shape[1:]))[
+                            :, :valid
+                        ]
+                        for y in keras.tree.flatten(outputs)
+                    ]
+                    if summary is None:
+                        structure = outputs
+                        summary = _Summary(
+                            leaves, rows, samples, return_samples
+                        )
+                        # No stream drew: no noise, every sample is alike.
+                        deterministic = not drew()
+                    if deterministic:
+                        summary.add_constant(span, [y[0] for y in leaves])
+                        break
+                    used = min(copies, samples - first)
+                    summary.add(span, first, [y[:used] for y in leaves])
+    finally:
+        model.predict_function = old_predict_function
+    return summary.result(structure)
