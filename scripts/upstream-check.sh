@@ -32,8 +32,11 @@ package_suite="${UPSTREAM_PACKAGE_SUITE:-1}"
 keras_version=3.15.1
 patches=("$root"/docs/upstream/*.patch)
 # Keras's RNN tests, and the seed generator's (the patch lets `keras.random`
-# take a seed tensor).
-keras_tests=(keras/src/layers/rnn/*_test.py keras/src/random/seed_generator_test.py)
+# take a seed tensor), as paths relative to a Keras tree.
+keras_test_files() {  # keras_test_files TREE
+  (cd "$1" && ls keras/src/layers/rnn/*_test.py \
+    keras/src/random/seed_generator_test.py)
+}
 
 log() { printf '\n== %s\n' "$*" >&2; }
 
@@ -81,7 +84,7 @@ done
 # The tests the patches add: every test function of the patched test files
 # that the unpatched ones do not define.
 test_names() {  # test_names TREE
-  (cd "$1" && grep -ho '^    def test_[A-Za-z0-9_]*' "${keras_tests[@]}") \
+  (cd "$1" && keras_test_files . | xargs grep -ho '^    def test_[A-Za-z0-9_]*') \
     | sed 's/^    def //' | sort -u
 }
 comm -13 <(test_names "$unpatched") <(test_names "$patched") > new-tests.txt
@@ -91,8 +94,10 @@ new_selection="$(paste -sd'|' new-tests.txt | sed 's/|/ or /g')"
 log "Building the three Keras trees"
 for tree in unpatched patched newtests; do
   "$py" -m pip install --quiet --no-deps --no-build-isolation \
-    --target "site-$tree" "$work/$tree/keras-$keras_version"
+    --target "site-$tree" "$work/$tree/keras-$keras_version" \
+    > "results/build-$tree.log" 2>&1
 done
+mapfile -t keras_tests < <(keras_test_files "$work/site-patched")
 
 run_pytest() {  # run_pytest NAME SITE BACKEND ARGS...: junit XML in results/
   local name="$1" site="$2" backend="$3"
