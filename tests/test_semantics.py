@@ -166,6 +166,8 @@ def test_gal_recurrent_dropout_keeps_the_fused_mode():
     cell = kr.GalLSTMCell(4, recurrent_dropout=0.5)
     assert cell.implementation == 2
     keras_cell = keras.layers.LSTMCell(4, recurrent_dropout=0.5)
+    if keras_cell.implementation == 2:
+        pytest.skip("this Keras keeps the mode too (docs/upstream.md)")
     assert keras_cell.implementation == 1  # what this package fixes
 
 
