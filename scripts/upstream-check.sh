@@ -23,6 +23,8 @@
 #   UPSTREAM_WORK      work folder, wiped first (default /tmp/upstream-work/check)
 #   UPSTREAM_BACKENDS  backends to run (default "tensorflow jax torch")
 #   UPSTREAM_PACKAGE_SUITE=0  skips step 4 (the package's suite)
+#   UPSTREAM_SUMMARY_ONLY=1   prints the summary of the results already in
+#                             UPSTREAM_WORK (for the backends given), runs nothing
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -40,13 +42,14 @@ keras_test_files() {  # keras_test_files TREE
 
 log() { printf '\n== %s\n' "$*" >&2; }
 
+py="$work/venv/bin/python"
+if [ "${UPSTREAM_SUMMARY_ONLY:-0}" != 1 ]; then
 rm -rf "$work"
 mkdir -p "$work/results"
 cd "$work"
 
 log "Virtual environment with the three backends (CPU builds)"
 python3 -m venv venv
-py="$work/venv/bin/python"
 "$py" -m pip install --quiet --upgrade pip
 # torch 2.13.0 is the CPU build on this machine's disk; a bare `torch`
 # would pull a multi-GB CUDA build.
@@ -125,11 +128,12 @@ for backend in $backends; do
       "$backend" -c "$root/pyproject.toml" --rootdir "$root" "$root/tests"
   fi
 done
+fi
 
 log "Summary"
 "$py" - "$work" "$keras_version" "$package_suite" $backends <<'EOF'
+import collections
 import pathlib
-import re
 import sys
 import xml.etree.ElementTree as ET
 
@@ -150,8 +154,13 @@ def results(name, backend):
     if not path.exists():
         return None
     outcome = {}
+    seen = collections.Counter()
     for case in ET.parse(path).iter("testcase"):
-        test_id = (case.get("classname", ""), case.get("name"))
+        # Two files may hold a class of the same name (SimpleRNNTest): the
+        # occurrence number tells them apart, in the files' fixed order.
+        name = (case.get("classname", "").lstrip("."), case.get("name"))
+        seen[name] += 1
+        test_id = (*name, seen[name])
         if case.find("failure") is not None or case.find("error") is not None:
             outcome[test_id] = "failed"
         elif case.find("skipped") is not None:
@@ -188,7 +197,7 @@ for backend in backends:
         f"{count(new_on_old)} | {count(patched_new)} | {count(package)} |"
     )
     regressions = sorted(
-        "::".join(k)
+        "::".join(k[:2])
         for k, v in patched_own.items()
         if v == "failed" and (baseline or {}).get(k) != "failed"
     )
@@ -196,15 +205,15 @@ for backend in backends:
         problems.append(f"{backend}: Keras's own tests did not run")
     if regressions:
         problems.append(f"{backend}: new failures of Keras's own tests: {regressions}")
-    failed_new = sorted("::".join(k) for k, v in patched_new.items() if v != "passed")
+    failed_new = sorted("::".join(k[:2]) for k, v in patched_new.items() if v != "passed")
     if not patched_new or failed_new:
         problems.append(f"{backend}: new tests not passing on the patched Keras: {failed_new}")
     if package_suite and (package is None or "failed" in package.values() or not package):
-        failed = sorted("::".join(k) for k, v in (package or {}).items() if v == "failed")
+        failed = sorted("::".join(k[:2]) for k, v in (package or {}).items() if v == "failed")
         problems.append(f"{backend}: package suite failures on the patched Keras: {failed}")
     for k, v in (new_on_old or {}).items():
         if v == "passed":
-            already_passing.setdefault(k[1], []).append(backend)
+            already_passing.setdefault(".".join(k[:2]), []).append(backend)
 
 print(f"Keras {version} with docs/upstream/*.patch, "
       "and Keras's own tests in keras/src/layers/rnn/ and "
