@@ -23,6 +23,13 @@ looked up in every layout that exists, with a fallback:
                            / ImportError naming it
     flatten_layers         `Layer._flatten_layers` (both)
 
+One public feature of Keras is detected rather than looked up:
+
+    keras_rnn_passes_step_seeds   `step_seed` in the signature of
+                                  `keras.layers.StackedRNNCells.call`
+                                  (the Keras change proposed in
+                                  docs/upstream.md) / False
+
 Why each is needed:
 
 * `DropoutRNNCell`: `keras.layers.RNN` calls a cell's mask hooks
@@ -46,6 +53,7 @@ Why each is needed:
 """
 
 import importlib
+import inspect
 import pathlib
 
 import keras
@@ -159,3 +167,19 @@ def is_functional(model):
 def flatten_layers(layer):
     """`layer` and every layer and cell inside it, each once."""
     return layer._flatten_layers(include_self=True, recursive=True)
+
+
+def keras_rnn_passes_step_seeds():
+    """Whether `keras.layers.RNN` gives cells a stateless seed per step.
+
+    The Keras change proposed in docs/upstream.md: in training, a cell
+    whose `call` takes a `step_seed` argument receives one for every time
+    step, drawn before the loop from its `seed_generator`, so per-step
+    noise works in a plain `keras.layers.RNN` inside a JAX `lax.scan`.
+    `keras.layers.StackedRNNCells.call` takes the same argument (it routes
+    each cell its seed), which is the public trace of the feature checked
+    here. No released Keras has it yet; the package's cells declare the
+    argument either way, so nothing but tests needs this check.
+    """
+    call = keras.layers.StackedRNNCells.call
+    return "step_seed" in inspect.signature(call).parameters

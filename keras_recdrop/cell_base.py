@@ -402,11 +402,22 @@ class RegularizedCellBase(
         """
         return ()
 
-    def _current_step_noise(self, step_input, training):
+    @property
+    def uses_step_seed(self):
+        """Whether a training call needs a seed per step (Keras's protocol).
+
+        A `keras.layers.RNN` that passes per-step seeds (see
+        `_compat.keras_rnn_passes_step_seeds`) draws them only for cells
+        where this is true, and passes each step's as `step_seed`.
+        """
+        return bool(self.step_noise_spec(True))
+
+    def _current_step_noise(self, step_input, training, step_seed=None):
         """This step's noise channels, or `None` if the cell needs none.
 
         Inside `keras_recdrop.RNN` the noise comes from the step's
-        stateless seed; elsewhere from the cell's `SeedGenerator`, which is
+        stateless seed, inside a `keras.layers.RNN` that passes one from
+        `step_seed`; elsewhere from the cell's `SeedGenerator`, which is
         correct in every loop but a JAX `lax.scan`.
         """
         spec = self.step_noise_spec(training)
@@ -415,6 +426,8 @@ class RegularizedCellBase(
         if self._step_noise is not None:
             return self._step_noise
         seed = self._step_seed
+        if seed is None and step_seed is not None:
+            seed = noise_lib.StatelessSeed(step_seed)
         if seed is None:
             if noise_lib.inside_jax_loop_trace(step_input, self.seed_generator):
                 raise RuntimeError(

@@ -74,7 +74,7 @@ class GRUCellBase(RegularizedCellBase):
         input_bias, _ = self._biases()
         return z if input_bias is None else z + input_bias
 
-    def _step(self, x_projection, states, training):
+    def _step(self, x_projection, states, training, step_seed=None):
         """One step from the input projection and the previous `h`."""
         nested = isinstance(states, (list, tuple))
         h_tm1 = states[0] if nested else states
@@ -82,7 +82,7 @@ class GRUCellBase(RegularizedCellBase):
         state_masks = (
             recurrent_masks if self.recurrent_masks_multiply_state else None
         )
-        noise = self._current_step_noise(h_tm1, training)
+        noise = self._current_step_noise(h_tm1, training, step_seed)
         _, recurrent_bias = self._biases()
         x_z, x_r, x_h = ops.split(x_projection, 3, axis=-1)
         if self.reset_after:
@@ -122,13 +122,14 @@ class GRUCellBase(RegularizedCellBase):
         )["h"]
         return h, ([h] if nested else h)
 
-    def call(self, inputs, states, training=False):
+    def call(self, inputs, states, training=False, step_seed=None):
         training = noise_mode.active(training)
         input_masks = self.get_dropout_mask(inputs) if training else None
         return self._step(
             self._input_projection(inputs, input_masks, training),
             states,
             training,
+            step_seed,
         )
 
     def _fused_loop(self, sequences, initial_state, mask, training, **kwargs):

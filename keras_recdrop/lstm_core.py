@@ -87,11 +87,11 @@ class LSTMCellBase(RegularizedCellBase):
         z = self._products(inputs, "kernel", input_masks, training, fused=True)
         return z if self.bias is None else z + self.bias
 
-    def _step(self, x_projection, states, training):
+    def _step(self, x_projection, states, training, step_seed=None):
         """One step from the input projection and the previous `[h, c]`."""
         h_tm1, c_tm1 = states[0], states[1]
         recurrent_masks = self._recurrent_masks(h_tm1) if training else None
-        noise = self._current_step_noise(h_tm1, training)
+        noise = self._current_step_noise(h_tm1, training, step_seed)
         state_masks = (
             recurrent_masks if self.recurrent_masks_multiply_state else None
         )
@@ -113,13 +113,14 @@ class LSTMCellBase(RegularizedCellBase):
         )
         return state["h"], [state["h"], state["c"]]
 
-    def call(self, inputs, states, training=False):
+    def call(self, inputs, states, training=False, step_seed=None):
         training = noise_mode.active(training)
         input_masks = self.get_dropout_mask(inputs) if training else None
         return self._step(
             self._input_projection(inputs, input_masks, training),
             states,
             training,
+            step_seed,
         )
 
     def _fused_loop(self, sequences, initial_state, mask, training, **kwargs):

@@ -53,11 +53,23 @@ def linear_probe_cell(cls, units, **kwargs):
     return cls(units, activation=None, recurrent_activation=None, **kwargs)
 
 
-def run_rnn(cell, weights, x, training=True, initial_state=None, **rnn_kw):
-    """Runs `keras_recdrop.RNN(cell)` with `weights` and returns numpy."""
+def run_rnn(
+    cell,
+    weights,
+    x,
+    training=True,
+    initial_state=None,
+    layer_cls=None,
+    **rnn_kw,
+):
+    """Runs `layer_cls(cell)` with `weights` and returns numpy.
+
+    `layer_cls` defaults to `keras_recdrop.RNN`.
+    """
     import keras_recdrop
 
-    layer = keras_recdrop.RNN(cell, return_sequences=True, **rnn_kw)
+    layer_cls = layer_cls or keras_recdrop.RNN
+    layer = layer_cls(cell, return_sequences=True, **rnn_kw)
     layer.build(x.shape)
     cell.set_weights(weights)
     if initial_state is not None:
@@ -89,6 +101,41 @@ def exposed_gate_mask(
     cell = linear_probe_cell(cls, units, **kwargs)
     weights = probe_weights(units, units, gate, source)
     return run_rnn(cell, weights, x, initial_state=[h0, c0])
+
+
+def zoneout_h_decisions(
+    zoneout_h,
+    batch=256,
+    units=16,
+    timesteps=8,
+    seed=0,
+    unroll=False,
+    layer_cls=None,
+):
+    """Zoneout's keep decisions for `h`, `(batch, timesteps, units)` bools.
+
+    Probe with h_hat_t = x_t = t + 1: h_t == x_t iff the unit updated.
+    `layer_cls` is the RNN layer (default `keras_recdrop.RNN`).
+    """
+    import keras_recdrop
+
+    cell = linear_probe_cell(
+        keras_recdrop.ZoneoutLSTMCell, units, zoneout_h=zoneout_h, seed=seed
+    )
+    weights = probe_weights(units, units, "c")  # f = 0: c_hat_t = x_t
+    steps = np.arange(1, timesteps + 1, dtype="float32")
+    x = np.broadcast_to(steps[None, :, None], (batch, timesteps, units))
+    h = run_rnn(
+        cell,
+        weights,
+        np.ascontiguousarray(x),
+        unroll=unroll,
+        layer_cls=layer_cls,
+    )
+    updated = h == steps[None, :, None]
+    kept = np.concatenate([h[:, :1] == 0, h[:, 1:] == h[:, :-1]], axis=1)
+    assert np.all(updated ^ kept)  # every unit either kept or updated
+    return kept
 
 
 def binomial_bound(p, n, sigmas=5.0):

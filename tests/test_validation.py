@@ -129,6 +129,10 @@ def test_sequence_of_wrong_rank_raises_value_error(cls):
 
 def test_keras_clamps_what_this_package_rejects():
     """Documents the upstream behaviour the package refuses to copy."""
-    assert keras.layers.LSTMCell(4, dropout=1.5).dropout == 1.0
     with pytest.raises(ValueError):
         kr.GalLSTMCell(4, dropout=1.5)
+    try:
+        keras_cell = keras.layers.LSTMCell(4, dropout=1.5)
+    except ValueError:
+        pytest.skip("this Keras validates rates too (docs/upstream.md)")
+    assert keras_cell.dropout == 1.0
