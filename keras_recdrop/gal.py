@@ -48,6 +48,10 @@ class GalLSTMCell(LSTMCellBase):
         inputs: A 2D tensor `(batch, features)`.
         states: List `[h, c]` of 2D tensors `(batch, units)`.
         training: Python boolean; masks are applied only in training.
+        step_seed: Optional stateless seed `(2,)` of the step, which a
+            `keras.layers.RNN` with per-step seeds passes (the Keras
+            change of docs/upstream.md); `keras_recdrop.RNN` gives its
+            own.
 
     Example:
 
@@ -94,6 +98,10 @@ class GalGRUCell(GRUCellBase):
         inputs: A 2D tensor `(batch, features)`.
         states: List `[h]` with a 2D tensor `(batch, units)`.
         training: Python boolean; masks are applied only in training.
+        step_seed: Optional stateless seed `(2,)` of the step, which a
+            `keras.layers.RNN` with per-step seeds passes (the Keras
+            change of docs/upstream.md); `keras_recdrop.RNN` gives its
+            own.
 
     Example:
 

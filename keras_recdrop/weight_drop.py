@@ -42,6 +42,10 @@ class WeightDropLSTMCell(LSTMCellBase):
         states: List `[h, c]` of 2D tensors `(batch, units)`.
         training: Python boolean; the weight mask is applied only in
             training.
+        step_seed: Optional stateless seed `(2,)` of the step, which a
+            `keras.layers.RNN` with per-step seeds passes (the Keras
+            change of docs/upstream.md); `keras_recdrop.RNN` gives its
+            own.
 
     Example:
 

@@ -104,6 +104,10 @@ class ZoneoutLSTMCell(Zoneout, LSTMCellBase):
         states: List `[h, c]` of 2D tensors `(batch, units)`.
         training: Python boolean; random zoneout only in training,
             the expectation otherwise.
+        step_seed: Optional stateless seed `(2,)` of the step, which a
+            `keras.layers.RNN` with per-step seeds passes (the Keras
+            change of docs/upstream.md); `keras_recdrop.RNN` gives its
+            own.
 
     Example:
 
@@ -170,6 +174,10 @@ class ZoneoutGRUCell(Zoneout, GRUCellBase):
         inputs: A 2D tensor `(batch, features)`.
         states: List `[h]` with a 2D tensor `(batch, units)`.
         training: Python boolean; random zoneout only in training.
+        step_seed: Optional stateless seed `(2,)` of the step, which a
+            `keras.layers.RNN` with per-step seeds passes (the Keras
+            change of docs/upstream.md); `keras_recdrop.RNN` gives its
+            own.
 
     Example:
 
