@@ -9,16 +9,20 @@ happened (the numbers are computed now, nothing is hard-coded):
    the largest difference between the two outputs. Keras draws four
    per-gate masks in mode 1 and one shared mask in mode 2; the package's
    cells draw the same masks in both modes.
-2. `dropout=1.5`. Keras stores 1.0 without a word; the check measures what
+2. `keras.layers.LSTM(dropout=0.5, implementation=1)`, a training call:
+   Keras's layer applies mode 1's list of four masks to the whole sequence
+   as if it were one mask, and fails on every backend (Keras 3.15.1 and
+   3.16.0.dev); the package's layer trains.
+3. `dropout=1.5`. Keras stores 1.0 without a word; the check measures what
    a training call then does (no dropout, or every input dropped, depending
    on the backend's path). The package raises a `ValueError`.
-3. `recurrent_dropout=0.25` with `implementation=2`: the mode the layer
+4. `recurrent_dropout=0.25` with `implementation=2`: the mode the layer
    runs. Keras switches to mode 1 (four split products) silently.
-4. `keras.layers.Bidirectional(..., dropout=0.5, seed=1)`: the backward
+5. `keras.layers.Bidirectional(..., dropout=0.5, seed=1)`: the backward
    layer gets the forward layer's weights and the input is constant in
    time, so the two directions give the same output exactly when they
    draw the same masks. Keras copies the seed into both directions.
-5. Per-step noise in the time loop (zoneout). With weights chosen so that
+6. Per-step noise in the time loop (zoneout). With weights chosen so that
    every update adds 1 to the cell state `c`, `c_T` counts the steps at
    which a unit was updated; the check reports the share of units updated
    at some steps and kept at others (0 % if the same mask repeats at every
@@ -85,6 +89,35 @@ def implementation_modes():
     return {
         "keras": difference(keras.layers.LSTMCell, keras.layers.RNN),
         "ours": difference(kr.GalLSTMCell, kr.RNN),
+    }
+
+
+def _error(call):
+    """`None` if `call()` runs, else the exception's type and first line."""
+    try:
+        call()
+    except Exception as e:  # any failure is the finding
+        lines = [line for line in str(e).splitlines() if line.strip()]
+        first = next(
+            (line for line in lines if "Exception encountered" not in line),
+            "",
+        )
+        first = first.replace("\x1b[1m", "").replace("\x1b[0m", "").strip()
+        return f"{type(e).__name__}: {first}"
+    return None
+
+
+def layer_mode_one_with_dropout():
+    """Whether the LSTM layer trains with `dropout` in mode 1, per library."""
+    x = _inputs()
+
+    def call(layer_class):
+        layer = layer_class(UNITS, dropout=0.5, implementation=1, seed=SEED)
+        return lambda: layer(x, training=True)
+
+    return {
+        "keras": _error(call(keras.layers.LSTM)),
+        "ours": _error(call(kr.GalLSTM)),
     }
 
 
@@ -213,6 +246,12 @@ def _modes_text(difference):
     return text
 
 
+def _runs_text(error, limit=70):
+    if error is None:
+        return "runs"
+    return "fails: " + (error if len(error) <= limit else error[:limit] + "...")
+
+
 def _masks_text(difference):
     same = "identical" if difference == 0 else "different"
     return f"{same} (outputs differ by {difference:.2g})"
@@ -227,6 +266,7 @@ def rows():
     """The table's rows `(check, keras, keras_recdrop)`, computed now."""
     keras.utils.set_random_seed(SEED)  # the initial weights
     modes = implementation_modes()
+    mode_one = layer_mode_one_with_dropout()
     rate = dropout_above_one()
     mode = recurrent_dropout_mode()
     bidi = bidirectional_masks()
@@ -236,6 +276,11 @@ def rows():
             "implementation 1 vs 2 (dropout=0.5, same weights and seed)",
             _modes_text(modes["keras"]),
             _modes_text(modes["ours"]),
+        ),
+        (
+            "LSTM layer, dropout=0.5, implementation=1: a training call",
+            _runs_text(mode_one["keras"]),
+            _runs_text(mode_one["ours"]),
         ),
         (
             "dropout=1.5",

@@ -33,6 +33,14 @@ def test_fixes_modes_differ_in_keras_and_agree_in_the_package():
     assert result["ours"] < 1e-5
 
 
+def test_fixes_keras_lstm_layer_cannot_train_with_dropout_in_mode_one():
+    # keras.layers.LSTM broadcasts mode 1's four input masks as if they
+    # were one, before its fused path; the package's layer trains.
+    result = fixes.layer_mode_one_with_dropout()
+    assert result["keras"] is not None
+    assert result["ours"] is None
+
+
 def test_fixes_dropout_above_one_is_clamped_by_keras_and_refused_here():
     result = fixes.dropout_above_one()
     assert result["keras_stored"] == 1.0
