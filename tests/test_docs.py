@@ -47,9 +47,10 @@ def test_readme_keeps_exactly_two_setup_commands():
     ]
 
 
-def test_demo_runs_the_quick_character_level_comparison():
+def test_demo_runs_the_fixes_table_then_the_quick_comparison():
     demo = (ROOT / "scripts" / "demo.sh").read_text()
-    assert "examples/char_lm.py --quick" in demo
+    fixes = demo.index("python examples/fixes.py")
+    assert demo.index("python examples/char_lm.py --quick") > fixes
 
 
 def test_every_page_in_the_site_navigation_exists():
