@@ -9,9 +9,11 @@ them all; the cell's arguments read as layer attributes (`layer.units`,
 
 When a call computes a plain LSTM/GRU (inference for Gal, Semeniuta and
 DropConnect, or all rates 0) and `use_cudnn` allows it, the layer runs the
-backend's fused kernel exactly as Keras's own layers do (cuDNN on a GPU;
-on PyTorch also a fused CPU kernel) and falls back to the cell loop where
-the backend raises `NotImplementedError` (TensorFlow and JAX on a CPU).
+backend's fused kernel as Keras's own layers do (cuDNN on a GPU; on
+PyTorch also a fused CPU kernel, at inference) and falls back to the cell
+loop where the backend raises `NotImplementedError` (TensorFlow and JAX's
+LSTM on a CPU) or where the loop is measured faster (training on PyTorch's
+CPU, JAX's CPU GRU). `use_cudnn=True` asks for the fused kernel always.
 """
 
 import inspect

@@ -23,21 +23,30 @@ def _iter_cells(cell):
 _NOISE_CHUNK = 64
 
 
-def _fused_kernel_trains_fast(sequences):
-    """Whether training through the backend's fused kernel is the fast path.
+def _fused_kernel_is_fast(sequences, training):
+    """Whether the backend's fused kernel is the fast path for this call.
 
-    Not on PyTorch's CPU: there Keras's fused "kernel" is a Python loop that
-    slices one step per iteration, so its backward pass adds a full-length
-    zero gradient per step, quadratic in the sequence length (Keras trains
-    a plain `LSTM(256)` 30x slower than `LSTM(256, recurrent_dropout=.25)`
-    at T=1000); this package's own loop trains faster (docs/benchmarks.md).
-    cuDNN on a GPU is a real kernel. Inference uses the fused kernel
-    everywhere, and `use_cudnn=True` asks for it in training too.
+    * TensorFlow: Keras's fused kernels are cuDNN's (a GPU); elsewhere they
+      raise `NotImplementedError` and the cell loop runs.
+    * PyTorch: at inference always (Keras's fused CPU kernel is a lean
+      loop). In training only on CUDA: on a CPU the fused "kernel" slices
+      one step per iteration, so its backward pass adds a full-length zero
+      gradient per step, quadratic in the sequence length (Keras trains a
+      plain `LSTM(256)` 30x slower than `LSTM(256, recurrent_dropout=.25)`
+      at T=1000); this package's own loop trains faster.
+    * JAX: only on a GPU or TPU (cuDNN's LSTM). On a CPU Keras's fused GRU
+      is a `lax.scan` over input projections computed before it, which
+      predicts slower than the cell loop (docs/benchmarks.md).
+
+    `use_cudnn=True` asks for the fused kernel whatever this says.
     """
-    if keras.backend.backend() != "torch":
-        return True
-    device = getattr(sequences, "device", None)
-    return getattr(device, "type", "cpu") == "cuda"
+    backend = keras.backend.backend()
+    if backend == "torch":
+        device = getattr(sequences, "device", None)
+        return not training or getattr(device, "type", "cpu") == "cuda"
+    if backend == "jax":
+        return not keras.distribution.list_devices()[0].startswith("cpu")
+    return True
 
 
 def _package_cells(cell):
@@ -69,7 +78,8 @@ class RNN(SavesRandomState, keras.layers.RNN):
     DropConnect's training with only its weight mask, or all rates 0), the
     layer runs the backend's fused kernel, as `keras.layers.LSTM` does
     (cuDNN on a GPU; a fused CPU kernel on PyTorch), and the cell loop where
-    the backend has none. On PyTorch the loop computes the input
+    the backend has none or the loop is faster (`_fused_kernel_is_fast`).
+    On PyTorch the loop computes the input
     projections of all steps before it (see docs/design.md).
 
     With `keras.layers.RNN` the same cells draw their per-step noise inside
@@ -270,9 +280,8 @@ class RNN(SavesRandomState, keras.layers.RNN):
             and self.use_cudnn in ("auto", True)
             and cell.computes_plain_rnn(noise_on)
             and (
-                not noise_on
-                or self.use_cudnn is True
-                or _fused_kernel_trains_fast(sequences)
+                self.use_cudnn is True
+                or _fused_kernel_is_fast(sequences, noise_on)
             )
         ):
             try:

@@ -100,6 +100,46 @@ def test_use_cudnn_true_behaves_like_keras_and_matches_the_cell_loop(
     np.testing.assert_allclose(to_numpy(fused(x)), to_numpy(loop(x)), atol=1e-5)
 
 
+@pytest.mark.parametrize("use_cudnn", ["auto", True])
+def test_inference_takes_the_fused_kernel_only_where_it_is_faster(
+    monkeypatch, use_cudnn
+):
+    # Keras's fused GRU on JAX's CPU is a scan that predicts slower than the
+    # cell loop: "auto" runs the loop there, `True` the fused kernel. On
+    # PyTorch (either device) inference takes Keras's fused kernel; on
+    # TensorFlow it is tried and falls back. Both paths give one output.
+    from keras_recdrop import _compat
+
+    real = _compat.fused_gru
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_compat, "fused_gru", spy)
+    x = _x()
+    layer = kr.GalGRU(4, use_cudnn=use_cudnn, recurrent_dropout=0.5)
+    loop = kr.GalGRU(4, use_cudnn=False, recurrent_dropout=0.5)
+    loop.build(x.shape)
+    layer.build(x.shape)
+    loop.set_weights(layer.get_weights())
+    try:
+        y = to_numpy(layer(x, training=False))
+    except ValueError:
+        # `True` where the backend has no fused kernel (TensorFlow's CPU).
+        assert use_cudnn is True and keras.backend.backend() == "tensorflow"
+        return
+    backend = keras.backend.backend()
+    on_jax_cpu = backend == "jax" and keras.distribution.list_devices()[
+        0
+    ].startswith("cpu")
+    assert len(calls) == (0 if on_jax_cpu and use_cudnn == "auto" else 1)
+    np.testing.assert_allclose(
+        y, to_numpy(loop(x, training=False)), atol=1e-5
+    )
+
+
 def test_bad_use_cudnn_value_raises():
     with pytest.raises(ValueError, match="`use_cudnn`"):
         kr.GalLSTM(4, use_cudnn="yes")
