@@ -135,9 +135,7 @@ def test_inference_takes_the_fused_kernel_only_where_it_is_faster(
         0
     ].startswith("cpu")
     assert len(calls) == (0 if on_jax_cpu and use_cudnn == "auto" else 1)
-    np.testing.assert_allclose(
-        y, to_numpy(loop(x, training=False)), atol=1e-5
-    )
+    np.testing.assert_allclose(y, to_numpy(loop(x, training=False)), atol=1e-5)
 
 
 def test_bad_use_cudnn_value_raises():
