@@ -79,8 +79,8 @@ class RNN(SavesRandomState, keras.layers.RNN):
     layer runs the backend's fused kernel, as `keras.layers.LSTM` does
     (cuDNN on a GPU; a fused CPU kernel on PyTorch), and the cell loop where
     the backend has none or the loop is faster (`_fused_kernel_is_fast`).
-    On PyTorch the loop computes the input
-    projections of all steps before it (see docs/design.md).
+    On PyTorch the loop computes the input projections of all steps before
+    it (see docs/design.md).
 
     With `keras.layers.RNN` the same cells draw their per-step noise inside
     the loop instead: this works on TensorFlow, PyTorch and unrolled JAX
