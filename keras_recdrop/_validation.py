@@ -122,3 +122,31 @@ def check_seed(value):
             f"seed={value!r} of type {type(value).__name__}."
         )
     return int(value)
+
+
+DROPOUT_MASKS = ("per_gate", "shared")
+
+
+def check_mask_sharing(tied_masks, dropout_masks):
+    """`tied_masks` as a bool, from either of its two spellings.
+
+    `dropout_masks="per_gate" | "shared"` is the argument proposed for
+    `keras.layers.LSTM`/`GRU` and their cells (docs/upstream.md), so a
+    model written for a Keras that has it runs unchanged; `tied_masks` is
+    the package's own. `tied_masks=None` follows `dropout_masks`; a bool
+    decides unless `dropout_masks` asks for the opposite sharing explicitly
+    (`"shared"` with `tied_masks=False`), which raises.
+    """
+    dropout_masks = check_choice("dropout_masks", dropout_masks, DROPOUT_MASKS)
+    shared = dropout_masks == "shared"
+    if tied_masks is None:
+        return shared
+    tied_masks = check_bool("tied_masks", tied_masks)
+    if shared and not tied_masks:
+        raise ValueError(
+            "Arguments `tied_masks` and `dropout_masks` contradict each "
+            "other: `dropout_masks` asks for one mask shared by all gates, "
+            "`tied_masks` for one per gate; received tied_masks=False, "
+            "dropout_masks='shared'. Pass only one of them."
+        )
+    return tied_masks

@@ -180,9 +180,10 @@ class RegularizedCellBase(
         bias_constraint=None,
         dropout=0.0,
         recurrent_dropout=0.0,
-        tied_masks=False,
+        tied_masks=None,
         implementation=2,
         seed=None,
+        dropout_masks="per_gate",
         **kwargs,
     ):
         units = _validation.check_positive_int("units", units)
@@ -190,7 +191,7 @@ class RegularizedCellBase(
         recurrent_dropout = _validation.check_rate(
             "recurrent_dropout", recurrent_dropout
         )
-        tied_masks = _validation.check_bool("tied_masks", tied_masks)
+        tied_masks = _validation.check_mask_sharing(tied_masks, dropout_masks)
         use_bias = _validation.check_bool("use_bias", use_bias)
         implementation = _validation.check_int_choice(
             "implementation", implementation, (1, 2)
@@ -272,6 +273,11 @@ class RegularizedCellBase(
         return self._held_mask_seeds[purpose]
 
     # ----------------------------------------------------------------- masks
+    @property
+    def dropout_masks(self):
+        """`"shared"` or `"per_gate"`: `tied_masks` in Keras's spelling."""
+        return "shared" if self.tied_masks else "per_gate"
+
     @property
     def _mask_count(self):
         return 1 if self.tied_masks else self.num_gates
@@ -513,6 +519,7 @@ class RegularizedCellBase(
             "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout,
             "tied_masks": self.tied_masks,
+            "dropout_masks": self.dropout_masks,
             "implementation": self.implementation,
             "seed": self.seed,
         }

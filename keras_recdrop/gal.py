@@ -37,6 +37,9 @@ class GalLSTMCell(LSTMCellBase):
             `h_{t-1}` dropped, one mask per sequence (per gate unless
             `tied_masks`).
         tied_masks: Boolean. If `True`, one mask is shared by the four gates.
+            `None` (default) follows `dropout_masks`.
+        dropout_masks: `"per_gate"` (default) or `"shared"`: the same
+            choice in the spelling proposed for Keras (docs/upstream.md).
         implementation: 1 (four split matrix products) or 2 (fused, the
             default). Both compute the same function.
         seed: Integer or `None`. Seed of the cell's random stream.
@@ -89,6 +92,9 @@ class GalGRUCell(GRUCellBase):
         recurrent_dropout: Float in `[0, 1)`. Dropout on `h_{t-1}`, one mask
             per sequence.
         tied_masks: Boolean. One mask shared by the three gates if `True`.
+            `None` (default) follows `dropout_masks`.
+        dropout_masks: `"per_gate"` (default) or `"shared"`: the same
+            choice in the spelling proposed for Keras (docs/upstream.md).
         reset_after: Boolean, as in `keras.layers.GRUCell` (default `True`).
         implementation: 1 or 2. Same outputs.
         seed: Integer or `None`.

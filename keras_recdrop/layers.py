@@ -1,7 +1,9 @@
 """Ready-made layers: `keras.layers.LSTM` / `GRU` over a regularized cell.
 
 Each layer takes exactly the arguments of `keras.layers.LSTM` (or `GRU`), in
-the same positional order, then keyword-only arguments of its own:
+the same positional order, and `dropout_masks` after them (the argument
+proposed for Keras in docs/upstream.md, where a Keras that has it puts it),
+then keyword-only arguments of its own:
 `tied_masks`, `implementation`, `stateful_masks` and its regularizer's
 (`zoneout_c`, `per_step`, `weight_dropout`, ...). `inspect.signature` lists
 them all; the cell's arguments read as layer attributes (`layer.units`,
@@ -129,8 +131,9 @@ class _LSTMLayer(_CellLayer):
         stateful=False,
         unroll=False,
         use_cudnn="auto",
+        dropout_masks="per_gate",
         *,
-        tied_masks=False,
+        tied_masks=None,
         implementation=2,
         stateful_masks=False,
         **kwargs,
@@ -170,8 +173,9 @@ class _GRULayer(_CellLayer):
         unroll=False,
         reset_after=True,
         use_cudnn="auto",
+        dropout_masks="per_gate",
         *,
-        tied_masks=False,
+        tied_masks=None,
         implementation=2,
         stateful_masks=False,
         **kwargs,
@@ -228,8 +232,12 @@ _ARG_DOCS = {
     "use_cudnn": '`"auto"`, `True` or `False`. Whether a call that computes '
     'a plain LSTM/GRU runs the backend\'s fused kernel; `"auto"` falls back '
     "to the cell loop where there is none.",
-    "tied_masks": "Boolean (default `False`). One dropout mask shared by "
-    "all gates instead of one per gate.",
+    "dropout_masks": '`"per_gate"` (default) or `"shared"`: one dropout '
+    "mask per gate or one shared by all gates. The argument proposed for "
+    "`keras.layers.LSTM`/`GRU` (docs/upstream.md), where Keras's "
+    "`implementation` modes disagree today.",
+    "tied_masks": "Boolean or `None` (default, follows `dropout_masks`). "
+    '`True` is `dropout_masks="shared"`, the package\'s older spelling.',
     "implementation": "1 (one product per gate) or 2 (fused, the "
     "default). Both compute the same function with the same masks.",
     "stateful_masks": "Boolean (default `False`). With `stateful=True`, "

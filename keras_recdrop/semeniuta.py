@@ -85,6 +85,9 @@ class SemeniutaLSTMCell(Semeniuta, LSTMCellBase):
         per_step: Boolean. `True` (default, the paper's recommendation): a
             fresh candidate mask at every step; `False`: one per sequence.
         tied_masks: Boolean. One input mask for all gates if `True`.
+            `None` (default) follows `dropout_masks`.
+        dropout_masks: `"per_gate"` (default) or `"shared"`: the same
+            choice in the spelling proposed for Keras (docs/upstream.md).
         implementation: 1 (split products) or 2 (fused). Same outputs.
         seed: Integer or `None`.
         Other arguments: as in `keras.layers.LSTMCell`.
@@ -129,6 +132,9 @@ class SemeniutaGRUCell(Semeniuta, GRUCellBase):
             one per sequence.
         reset_after: Boolean, as in `keras.layers.GRUCell` (default `True`).
         tied_masks: Boolean. One input mask for all gates if `True`.
+            `None` (default) follows `dropout_masks`.
+        dropout_masks: `"per_gate"` (default) or `"shared"`: the same
+            choice in the spelling proposed for Keras (docs/upstream.md).
         implementation: 1 (split products) or 2 (fused). Same outputs.
         seed: Integer or `None`.
         Other arguments: as in `keras.layers.GRUCell`.

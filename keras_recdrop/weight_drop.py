@@ -33,6 +33,9 @@ class WeightDropLSTMCell(LSTMCellBase):
             dropout on `h_{t-1}`, as in `GalLSTMCell` (AWD-LSTM uses weight
             dropout instead; combining both is allowed).
         tied_masks: Boolean. One dropout mask for all gates if `True`.
+            `None` (default) follows `dropout_masks`.
+        dropout_masks: `"per_gate"` (default) or `"shared"`: the same
+            choice in the spelling proposed for Keras (docs/upstream.md).
         implementation: 1 (split products) or 2 (fused). Same outputs.
         seed: Integer or `None`.
         Other arguments: as in `keras.layers.LSTMCell`.

@@ -95,6 +95,9 @@ class ZoneoutLSTMCell(Zoneout, LSTMCellBase):
         recurrent_dropout: Float in `[0, 1)`. Per-sequence variational
             dropout on `h_{t-1}` as in `GalLSTMCell`, combinable with zoneout.
         tied_masks: Boolean. One dropout mask for all gates if `True`.
+            `None` (default) follows `dropout_masks`.
+        dropout_masks: `"per_gate"` (default) or `"shared"`: the same
+            choice in the spelling proposed for Keras (docs/upstream.md).
         implementation: 1 (split products) or 2 (fused). Same outputs.
         seed: Integer or `None`.
         Other arguments: as in `keras.layers.LSTMCell`.
@@ -166,6 +169,9 @@ class ZoneoutGRUCell(Zoneout, GRUCellBase):
             dropout on `h_{t-1}` as in `GalGRUCell`.
         reset_after: Boolean, as in `keras.layers.GRUCell` (default `True`).
         tied_masks: Boolean. One dropout mask for all gates if `True`.
+            `None` (default) follows `dropout_masks`.
+        dropout_masks: `"per_gate"` (default) or `"shared"`: the same
+            choice in the spelling proposed for Keras (docs/upstream.md).
         implementation: 1 (split products) or 2 (fused). Same outputs.
         seed: Integer or `None`.
         Other arguments: as in `keras.layers.GRUCell`.

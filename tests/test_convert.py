@@ -261,7 +261,8 @@ def test_arguments_carry_over_and_recurrent_dropout_keeps_the_fused_mode():
         unit_forget_bias=False,
         name="encoder",
     )
-    assert keras_lstm.cell.implementation == 1  # Keras's forced split mode
+    # Keras up to 3.16 forces `implementation=1` here (the fixes table
+    # shows it); the converted layer keeps the fused mode either way.
     new = convert(keras_lstm)
     assert type(new) is kr.GalLSTM
     for arg in (
@@ -437,9 +438,14 @@ def test_bad_model_argument_raises():
 
 
 def test_a_rate_keras_clamped_raises_naming_the_layer():
-    model = keras.Sequential(
-        [keras.Input((6, 3)), keras.layers.LSTM(2, dropout=1.5, name="enc")]
-    )
+    try:
+        layer = keras.layers.LSTM(2, dropout=1.5, name="enc")
+    except ValueError:
+        pytest.skip(
+            "this Keras validates rates (docs/upstream.md): no clamped "
+            "layer exists to convert"
+        )
+    model = keras.Sequential([keras.Input((6, 3)), layer])
     assert model.layers[0].dropout == 1.0  # Keras clamped it
     with pytest.raises(ValueError, match="'enc'.*dropout=1.0"):
         convert(model)

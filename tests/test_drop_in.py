@@ -14,6 +14,7 @@ import subprocess
 import sys
 
 import keras
+import numpy as np
 import pytest
 
 import keras_recdrop as kr
@@ -49,6 +50,13 @@ def test_signature_is_keras_signature_then_own_keyword_arguments(layer_cls):
     # Keras's arguments first, same names, kinds and defaults, same order.
     assert ours[: len(keras_named)] == keras_named
     rest = ours[len(keras_named) :]
+    if "dropout_masks" not in {p.name for p in keras_named}:
+        # The argument proposed for Keras follows, where a Keras that has
+        # it puts it (docs/upstream.md).
+        assert rest[0] == inspect.Parameter(
+            "dropout_masks", rest[0].POSITIONAL_OR_KEYWORD, default="per_gate"
+        )
+        rest = rest[1:]
     assert [p.name for p in rest[:-1]] == (
         PACKAGE_ARGS + OWN_ARGS[layer_cls.__name__]
     )
@@ -90,6 +98,7 @@ def nondefault_positional_values(keras_cls):
         "unroll": True,
         "reset_after": False,
         "use_cudnn": False,
+        "dropout_masks": "shared",
     }
     return [
         values[p.name]
@@ -165,11 +174,44 @@ def test_own_arguments_are_keyword_only_and_read_as_attributes(layer_cls):
     if OWN_ARGS[layer_cls.__name__]:
         first = next(iter(OWN_ARGS[layer_cls.__name__]))
         with pytest.raises(TypeError):
-            # 26 positional values: one more than Keras's layer takes.
-            layer_cls(
-                *nondefault_positional_values(keras_counterpart(layer_cls)),
-                values[first],
-            )
+            # One positional value more than the layer's positional
+            # arguments (Keras's and `dropout_masks`).
+            layer_cls(*nondefault_positional_values(layer_cls), values[first])
+
+
+@pytest.mark.parametrize(
+    "layer_cls", LSTM_LAYERS + GRU_LAYERS, ids=lambda c: c.__name__
+)
+def test_dropout_masks_shared_ties_the_masks_and_survives_the_config(
+    layer_cls,
+):
+    x = np.random.default_rng(0).random((4, 5, 3)).astype("float32")
+    args = {"dropout": 0.5, "recurrent_dropout": 0.5, "seed": 2}
+    outputs, weights = {}, None
+    for name, kwargs in {
+        "shared": {"dropout_masks": "shared"},
+        "tied": {"tied_masks": True},
+        "per_gate": {"dropout_masks": "per_gate"},
+    }.items():
+        layer = layer_cls(3, **args, **kwargs)
+        layer.build(x.shape)
+        if weights is None:
+            weights = layer.get_weights()
+        layer.set_weights(weights)
+        outputs[name] = keras.ops.convert_to_numpy(layer(x, training=True))
+        config = layer.get_config()
+        assert config["dropout_masks"] == layer.dropout_masks
+        assert config["tied_masks"] is (layer.dropout_masks == "shared")
+        assert layer_cls.from_config(config).dropout_masks == (
+            layer.dropout_masks
+        )
+    # The two spellings draw the same masks; per-gate masks differ.
+    np.testing.assert_array_equal(outputs["shared"], outputs["tied"])
+    assert not np.allclose(outputs["shared"], outputs["per_gate"])
+    # A config written before `dropout_masks` existed loads as it was saved.
+    config = layer_cls(3, tied_masks=True).get_config()
+    del config["dropout_masks"]
+    assert layer_cls.from_config(config).dropout_masks == "shared"
 
 
 @pytest.mark.parametrize("layer_cls", [kr.GalLSTM, kr.ZoneoutGRU])

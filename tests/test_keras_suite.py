@@ -38,11 +38,11 @@ def _load_with(filename, **replacements):
 
 
 # Tests that only a Keras with the change proposed in docs/upstream.md has:
-# they test Keras's own mask stream (the layer against `LSTMCell`), its new
-# `dropout_masks` argument (spelled `tied_masks` here) and its loading of
-# configs that older Keras versions saved, which these layers never wrote.
+# they test Keras's own mask stream (the layer against `LSTMCell`) and its
+# loading of configs that older Keras versions saved, which these layers
+# never wrote. (Its `test_basics_with_dropout_masks` runs: the layers take
+# `dropout_masks`.)
 NOT_DROP_IN = (
-    "test_basics_with_dropout_masks",
     "test_layer_and_cell_draw_the_same_dropout",
     "test_saved_rate_of_one_loads_as_no_dropout",
 )
@@ -51,8 +51,8 @@ NOT_DROP_IN = (
 def _drop_in_suite(test_case):
     """`test_case` without the tests of Keras-only behaviour."""
     reason = (
-        "tests Keras's own dropout_masks argument, mask stream or legacy "
-        "configs (docs/upstream.md), not drop-in behaviour"
+        "tests Keras's own mask stream or legacy configs "
+        "(docs/upstream.md), not drop-in behaviour"
     )
     for name in dir(test_case):
         if name.startswith(NOT_DROP_IN):

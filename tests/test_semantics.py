@@ -198,8 +198,13 @@ def test_gal_masks_are_zero_or_inverse_keep_and_drop_fraction_p(source, rate):
     assert abs(dropped - rate) < binomial_bound(rate, masks.size)
 
 
+@pytest.mark.parametrize(
+    "shared", [{"tied_masks": True}, {"dropout_masks": "shared"}], ids=str
+)
 @pytest.mark.parametrize("source", ["input", "state"])
-def test_gal_per_gate_masks_are_independent_and_tied_masks_shared(source):
+def test_gal_per_gate_masks_are_independent_and_tied_masks_shared(
+    source, shared
+):
     kwargs = (
         {"dropout": 0.5} if source == "input" else {"recurrent_dropout": 0.5}
     )
@@ -217,7 +222,7 @@ def test_gal_per_gate_masks_are_independent_and_tied_masks_shared(source):
             source,
             batch=128,
             seed=9,
-            tied_masks=True,
+            **shared,
             **kwargs,
         )
         for g in GATES

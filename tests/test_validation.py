@@ -101,6 +101,25 @@ def test_boolean_flags_reject_non_booleans(cls, arg):
         cls(4, **{arg: "yes"})
 
 
+@pytest.mark.parametrize("cls", CELLS)
+def test_dropout_masks_must_be_per_gate_or_shared(cls):
+    with pytest.raises(ValueError, match=r"`dropout_masks`.*'tied'"):
+        cls(4, dropout_masks="tied")
+    with pytest.raises(ValueError, match=r"`dropout_masks`.*True"):
+        cls(4, dropout_masks=True)
+
+
+@pytest.mark.parametrize("cls", CELLS)
+def test_tied_masks_and_dropout_masks_that_contradict_raise(cls):
+    with pytest.raises(ValueError, match=r"`tied_masks` and `dropout_masks`"):
+        cls(4, tied_masks=False, dropout_masks="shared")
+    # The two spellings of the same choice agree, and either alone decides.
+    assert cls(4, tied_masks=True, dropout_masks="shared").tied_masks
+    assert cls(4, tied_masks=True).dropout_masks == "shared"
+    assert cls(4, dropout_masks="shared").tied_masks
+    assert not cls(4).tied_masks and cls(4).dropout_masks == "per_gate"
+
+
 def test_semeniuta_per_step_must_be_boolean():
     with pytest.raises(TypeError, match=r"`per_step`"):
         kr.SemeniutaLSTMCell(4, per_step=1)
