@@ -162,6 +162,25 @@ def draw_masks(count, like, rate, seed, dtype=None):
     return tuple(masks[k] for k in range(count))
 
 
+def draw_keep_decisions(count, like, rate, seed):
+    """Boolean keep decisions shaped like `like`, from 16-bit integers.
+
+    `count` tensors, each entry `True` (kept) with probability `1 - rate`
+    quantized to a multiple of 2^-16, as per-step decisions are
+    (`quantized_probability`); for `apply_mask(x, keep,
+    inverted_dropout_scale(rate))`. For masks of a weight's size
+    (DropConnect): the generator fills half as many 32-bit words as a
+    float32 uniform draw, and XLA holds those words while the training
+    step's other buffers are live (measured: `benchmarks/memory.py`, JAX,
+    U=1024: 16 MiB less).
+    """
+    shape = (count,) + tuple(ops.shape(like))
+    if isinstance(seed, keras.random.SeedGenerator):
+        seed = StatelessSeed(_next_seed(seed))
+    keep = _bits16(shape, seed) >= round(rate * BERNOULLI_RESOLUTION)
+    return tuple(keep[k] for k in range(count))
+
+
 def apply_mask(x, mask, scale=None):
     """Inverted dropout of `x` by `mask`, with a gradient that keeps only it.
 

@@ -67,9 +67,13 @@ class WeightDropLSTMCell(LSTMCellBase):
         super().__init__(units, dropout=dropout, **kwargs)
 
     def get_weight_dropout_mask(self):
-        """The weight mask `(U, 4U)` of this call, drawn once and cached."""
+        """The weight mask `(U, 4U)` of this call, drawn once and cached.
+
+        Boolean keep decisions (`True`: kept, scaled by `1 / (1 - p)`), a
+        quarter of the bytes of a float mask of the kernel's size.
+        """
         if getattr(self, "_weight_mask", None) is None:
-            self._weight_mask = noise_lib.draw_masks(
+            self._weight_mask = noise_lib.draw_keep_decisions(
                 1,
                 self.recurrent_kernel,
                 self.weight_dropout,
@@ -94,7 +98,16 @@ class WeightDropLSTMCell(LSTMCellBase):
             return weight
         if self.weight_dropout == 0:
             return weight
-        return weight * self.get_weight_dropout_mask()
+        # Written-out gradient: the step keeps the boolean mask only.
+        # The variable's value as a tensor (`copy`: `convert_to_tensor`
+        # returns a TensorFlow variable as it is, which `tf.custom_gradient`
+        # refuses, and on PyTorch the gradient of a `keras.Variable` passed
+        # in never reaches its parameter).
+        return noise_lib.apply_mask(
+            keras.ops.copy(weight),
+            self.get_weight_dropout_mask(),
+            noise_lib.inverted_dropout_scale(self.weight_dropout),
+        )
 
     def get_config(self):
         return {**super().get_config(), "weight_dropout": self.weight_dropout}

@@ -43,6 +43,31 @@ def test_per_step_bernoulli_probability_is_quantized_to_2_pow_minus_16(
     assert abs(noise.quantized_probability(p) - p) <= 2**-17
 
 
+@pytest.mark.parametrize("p", [0.3, 0.05, 0.5 + 2**-18, 1 - 2**-17, 0.0])
+@pytest.mark.parametrize("seed_kind", ["stateless", "generator"])
+def test_weight_mask_keep_probability_is_quantized_to_2_pow_minus_16(
+    p, seed_kind, monkeypatch
+):
+    # DropConnect's weight mask: the same 16-bit decisions, with `1 - p`.
+    every_value = ops.convert_to_tensor(
+        np.arange(2**16, dtype="int32").reshape(1, 2**16)
+    )
+    monkeypatch.setattr(
+        noise._stateless, "bits16", lambda shape, seed: every_value
+    )
+    seed = (
+        noise.StatelessSeed(_seed(1, 2))
+        if seed_kind == "stateless"
+        else keras.random.SeedGenerator(3)
+    )
+    like = ops.zeros((2**16,))
+    (keep,) = noise.draw_keep_decisions(1, like, p, seed)
+    keep = to_numpy(keep)
+    assert keep.shape == (2**16,) and keep.dtype == bool
+    assert keep.sum() == 2**16 - round(p * 2**16)
+    assert abs(keep.mean() - (1 - p)) <= 2**-17
+
+
 def test_stateless_bits_are_uniform_16_bit_values():
     values = to_numpy(_stateless.bits16((512, 257), _seed(5, 6)))
     assert values.dtype == np.int32
