@@ -99,12 +99,11 @@ class WeightDropLSTMCell(LSTMCellBase):
         if self.weight_dropout == 0:
             return weight
         # Written-out gradient: the step keeps the boolean mask only.
-        # The variable's value as a tensor (`copy`: `convert_to_tensor`
-        # returns a TensorFlow variable as it is, which `tf.custom_gradient`
-        # refuses, and on PyTorch the gradient of a `keras.Variable` passed
-        # in never reaches its parameter).
+        # The variable read into a tensor, as `cell_base._masked_products`
+        # reads kernels (a reshape to its own shape: no copy on any
+        # backend): the backends' custom gradients take tensors.
         return noise_lib.apply_mask(
-            keras.ops.copy(weight),
+            keras.ops.reshape(weight, keras.ops.shape(weight)),
             self.get_weight_dropout_mask(),
             noise_lib.inverted_dropout_scale(self.weight_dropout),
         )
