@@ -9,7 +9,10 @@
 #      bugs (the summary lists the ones that already pass there);
 #   3. Keras's own tests and the new tests on the patched Keras;
 #   4. this package's test suite on the patched Keras, where plain
-#      keras.layers.RNN gives per-step-noise cells a seed per step.
+#      keras.layers.RNN gives per-step-noise cells a seed per step. The
+#      suite runs on a snapshot of the checkout's last commit (`git
+#      archive HEAD`), taken at the start: edits made while the script
+#      runs do not reach it, and the summary names the commit.
 #
 # It prints a Markdown summary to paste into the pull request and exits
 # non-zero if a new test or the package suite fails on the patched Keras, or
@@ -60,6 +63,11 @@ python3 -m venv venv
 # TensorFlow pulls Keras from PyPI: the Keras under test comes from
 # PYTHONPATH instead, built from the source distribution.
 "$py" -m pip uninstall --quiet --yes keras keras-nightly || true
+
+log "This package at $(git -C "$root" rev-parse --short HEAD)"
+mkdir -p package
+git -C "$root" archive HEAD | tar -x -C package
+git -C "$root" rev-parse --short HEAD > package-commit.txt
 
 log "Keras $keras_version source distribution"
 "$py" -m pip download --quiet --no-binary :all: --no-deps \
@@ -124,8 +132,9 @@ for backend in $backends; do
   run_pytest keras-patched site-patched "$backend" "${config[@]}" \
     "${keras_tests[@]}"
   if [ "$package_suite" = 1 ]; then
-    PYTHONPATH_EXTRA="$root" run_pytest package-patched site-patched \
-      "$backend" -c "$root/pyproject.toml" --rootdir "$root" "$root/tests"
+    PYTHONPATH_EXTRA="$work/package" run_pytest package-patched \
+      site-patched "$backend" -c "$work/package/pyproject.toml" \
+      --rootdir "$work/package" "$work/package/tests"
   fi
 done
 fi
@@ -215,9 +224,13 @@ for backend in backends:
         if v == "passed":
             already_passing.setdefault(".".join(k[:2]), []).append(backend)
 
+commit_file = work / "package-commit.txt"
+commit = commit_file.read_text().strip() if commit_file.exists() else None
 print(f"Keras {version} with docs/upstream/*.patch, "
       "and Keras's own tests in keras/src/layers/rnn/ and "
-      "keras/src/random/seed_generator_test.py:\n")
+      "keras/src/random/seed_generator_test.py"
+      + (f"; keras-recdrop at commit {commit}" if package_suite and commit
+         else "") + ":\n")
 print(f"| Backend | Keras's tests, {version} | Keras's tests, patched | "
       f"New tests, {version} | New tests, patched | keras-recdrop suite, patched |")
 print("| --- | --- | --- | --- | --- | --- |")
