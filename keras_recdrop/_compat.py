@@ -22,6 +22,9 @@ looked up in every layout that exists, with a fallback:
     is_functional          keras.src.models.functional.Functional (both)
                            / ImportError naming it
     flatten_layers         `Layer._flatten_layers` (both)
+    rnn_loop_with_lookahead  TensorFlow: `rnn_loop`'s code with its module's
+                           `tf` global seen through a proxy / `rnn_loop`
+                           itself (Keras's 32 iterations at once)
 
 One public feature of Keras is detected rather than looked up:
 
@@ -47,14 +50,23 @@ Why each is needed:
 * `flatten_layers`: every layer and cell nested in a model, each once
   (`keras_recdrop.mc_predict` looks for noise, dropout and stateful layers);
   Keras's public `Model.layers` lists only the top level.
+* `rnn_loop_with_lookahead`: Keras's TensorFlow loop builds its
+  `while_loop` with `parallel_iterations=32` and takes no argument for it.
+  The loop's gradient inherits the number, and the backward iterations of a
+  per-gate cell compute their recomputed masked copies up to 32 iterations
+  ahead and hold them (docs/design.md, "How far TensorFlow's loop runs
+  ahead"). The package runs Keras's own loop code with a smaller number,
+  without changing Keras's module.
 * `staging_trace`: to raise a clear error, instead of silently repeating
   noise, when a cell would draw per-step noise from its seed generator
   inside a JAX `lax.scan` of a plain `keras.layers.RNN`.
 """
 
+import functools
 import importlib
 import inspect
 import pathlib
+import types
 
 import keras
 
@@ -116,6 +128,54 @@ DropoutRNNCell = _import_dropout_rnn_cell()
 rnn_loop = _find_rnn_loop()
 fused_lstm = _find_fused("lstm")
 fused_gru = _find_fused("gru")
+
+
+class _WhileLoopsAtMost:
+    """A view of the `tensorflow` module whose `while_loop` always passes
+    `parallel_iterations=iterations`; every other name is TensorFlow's."""
+
+    def __init__(self, tf, iterations):
+        self._tf = tf
+        self._iterations = iterations
+
+    def __getattr__(self, name):
+        return getattr(self._tf, name)
+
+    def while_loop(self, *args, **kwargs):
+        kwargs["parallel_iterations"] = self._iterations
+        return self._tf.while_loop(*args, **kwargs)
+
+
+@functools.cache
+def rnn_loop_with_lookahead(iterations):
+    """`rnn_loop`, running at most `iterations` loop iterations at once.
+
+    On TensorFlow: a copy of Keras's loop function whose global `tf` is a
+    view of TensorFlow that passes `parallel_iterations=iterations` to
+    `while_loop`; the gradient's loop takes the same number (TensorFlow's
+    `while_v2` reads it from the forward loop). The copy has its own
+    globals, so Keras's module, and every other layer's loop, is untouched.
+    Only the schedule changes, never a value. On the other backends, or if
+    Keras's loop no longer builds its loop from a global `tf`: `rnn_loop`.
+    """
+    loop = rnn_loop
+    namespace = getattr(loop, "__globals__", None) or {}
+    tf = namespace.get("tf")
+    if (
+        keras.backend.backend() != "tensorflow"
+        or not isinstance(loop, types.FunctionType)
+        or not callable(getattr(tf, "while_loop", None))
+    ):
+        return loop
+    copy = types.FunctionType(
+        loop.__code__,
+        {**namespace, "tf": _WhileLoopsAtMost(tf, iterations)},
+        loop.__name__,
+        loop.__defaults__,
+        loop.__closure__,
+    )
+    copy.__kwdefaults__ = loop.__kwdefaults__
+    return functools.update_wrapper(copy, loop)
 
 
 def keras_rnn_test_file(filename):

@@ -196,3 +196,38 @@ def test_norm_stabilizer_after_recurrent_layer_penalizes_only_real_steps():
     unmasked = 3.0 * np.mean(np.diff(norms, axis=1) ** 2)
     assert abs(expected - unmasked) > 1e-3  # the mask matters here
     np.testing.assert_allclose(to_numpy(loss), expected, rtol=1e-5)
+
+
+def test_loop_with_lookahead_is_keras_loop_where_it_cannot_be_rebound(
+    monkeypatch,
+):
+    """Where Keras's loop is not a plain function building its loop from a
+    global `tf` (other backends, or a future Keras), the package runs
+    Keras's loop unchanged instead of failing."""
+
+    class NotAFunction:
+        def __call__(self, *args, **kwargs):
+            return "loop"
+
+    for loop in (NotAFunction(), lambda *args: "loop"):
+        monkeypatch.setattr(_compat, "rnn_loop", loop)
+        _compat.rnn_loop_with_lookahead.cache_clear()
+        assert _compat.rnn_loop_with_lookahead(8) is loop
+    _compat.rnn_loop_with_lookahead.cache_clear()
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="only TensorFlow's loop is rebound",
+)
+def test_loop_with_lookahead_leaves_keras_module_untouched():
+    """The rebound loop sees its own `tf`; Keras's function and module keep
+    theirs, so no other layer's loop changes."""
+    import tensorflow as tf
+
+    rebound = _compat.rnn_loop_with_lookahead(8)
+    assert rebound is not _compat.rnn_loop
+    assert rebound.__code__ is _compat.rnn_loop.__code__
+    assert _compat.rnn_loop.__globals__["tf"] is tf
+    assert rebound.__globals__["tf"].while_loop is not tf.while_loop
+    assert rebound.__globals__["tf"].TensorArray is tf.TensorArray

@@ -387,3 +387,55 @@ def test_pytorch_loop_equals_the_backend_loop(name, options, monkeypatch):
     np.testing.assert_allclose(eager[0], scanned[0], atol=1e-5)
     for a, b in zip(eager[1], scanned[1], strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def _while_loop_lookaheads(layer, x, training):
+    """`parallel_iterations` of every `while` loop in a traced step of
+    `layer` that takes the gradient of its output: `[forward, backward]`."""
+    import tensorflow as tf
+
+    def step(x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(layer(x, training=training))
+        return tape.gradient(loss, layer.trainable_variables)
+
+    traced = tf.function(tf.autograph.experimental.do_not_convert(step))
+    graph = traced.get_concrete_function(x).graph
+    return [
+        op.get_attr("parallel_iterations")
+        for op in graph.get_operations()
+        if op.type in ("While", "StatelessWhile")
+    ]
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="parallel_iterations is TensorFlow's while_loop's",
+)
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: kr.RNN(kr.GalLSTMCell(4, recurrent_dropout=0.3)),
+        lambda: kr.RNN(kr.ZoneoutLSTMCell(4, zoneout_c=0.3)),
+        lambda: kr.GalGRU(4, recurrent_dropout=0.3, return_sequences=True),
+        lambda: kr.RNN(kr.GalLSTMCell(4)),  # no noise: the lookahead too
+    ],
+    ids=["gal_cell", "zoneout_cell", "gal_gru_layer", "gal_no_noise"],
+)
+def test_tensorflow_training_loops_run_eight_iterations_at_once(make):
+    """Training: the loop and its gradient's loop run 8 iterations at once
+    (Keras's 32 let the backward pass hold 32 iterations' recomputed masked
+    copies). Inference keeps Keras's loop as it is, and Keras's own layers,
+    traced after the package's, keep 32: nothing in Keras is changed."""
+    from keras_recdrop import rnn
+
+    x = _inputs(batch=4, timesteps=6)
+    layer = make()
+    assert (
+        _while_loop_lookaheads(layer, x, training=True)
+        == [rnn._TRAINING_LOOKAHEAD] * 2
+    )
+    assert rnn._TRAINING_LOOKAHEAD == 8
+    assert _while_loop_lookaheads(layer, x, training=False) == [32, 32]
+    keras_layer = keras.layers.LSTM(4, recurrent_dropout=0.3)
+    assert _while_loop_lookaheads(keras_layer, x, training=True) == [32, 32]
