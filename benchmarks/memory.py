@@ -18,8 +18,9 @@ neither compilation nor the C library's heap enters the figure:
   subtraction makes `--memory-processes one`, all variants in one process,
   comparable). Which transient tensors overlap depends on the thread
   schedule, so a single step's peak is sometimes higher by a step's worth
-  of activations; the least one repeats within a few per cent. It includes
-  the weights, Adam's slots and the batch.
+  of activations; the least one varies by about 5 % between processes, so
+  the figure is the median over `--memory-repeats` processes (3). It
+  includes the weights, Adam's slots and the batch.
 * PyTorch: the allocations of one `train_on_batch` after a warm-up one.
   On a CPU, `torch.profiler.profile(profile_memory=True)` records every
   allocation and free; the figure is the peak of their running sum (bytes
@@ -44,6 +45,7 @@ the memory table of one backend and case:
 
     python benchmarks/memory.py --backend jax --case long
     python benchmarks/memory.py --backend tensorflow --variants gal,zoneout
+    python benchmarks/memory.py --backend tensorflow --memory-repeats 5
     python benchmarks/memory.py --backend torch --rss
 """
 
@@ -313,37 +315,75 @@ def _in_fresh_process(kind, backend, names, shape, implementation):
 
 # --------------------------------------------------------------- measures
 def tensor_memory(
-    names, shape, backend, implementation, log, processes="per-variant"
+    names,
+    shape,
+    backend,
+    implementation,
+    log,
+    processes="per-variant",
+    repeats=1,
 ):
     """The tensor memory of each variant (see the module docstring).
 
     JAX and PyTorch measure in this process (which must run `backend`);
-    TensorFlow in fresh processes, one per variant or, with `processes=
-    "one"`, one for all.
+    their figures repeat exactly, so `repeats` does not apply. TensorFlow
+    measures in fresh processes, one per variant or, with `processes=
+    "one"`, one for all, and `repeats` rounds of them, run round-robin over
+    the variants: the figure of a variant is the median of its processes'
+    figures (the least step peak varies by about 5 % between processes; a
+    cell and its ready-made layer, the same code, read 1.14x and 1.09x
+    Keras's LSTM in two single processes).
 
     Returns:
         `({"measure", "device", "variants": {name: {"mib", ...}}},
-        errors)`, errors a list of failure messages.
+        errors)`, errors a list of failure messages. With several
+        processes a variant's entry is its median process's record plus
+        `"samples_mib"`, every process's figure.
     """
     dev = device(backend)
     measured, errors = {}, []
+    measure = MEASURES[backend, dev]
     if backend == "tensorflow":
         groups = [names] if processes == "one" else [[n] for n in names]
-        for group in groups:
-            results, error = _in_fresh_process(
-                "tensor", backend, group, shape, implementation
-            )
-            measured.update(results)
-            if error:
-                errors.append(f"tensor memory of {group} failed:\n{error}")
+        samples = {name: [] for name in names}
+        for _ in range(repeats):
+            for group in groups:
+                results, error = _in_fresh_process(
+                    "tensor", backend, group, shape, implementation
+                )
+                for name, record in results.items():
+                    samples[name].append(record)
+                if error:
+                    errors.append(f"tensor memory of {group} failed:\n{error}")
+        for name, records in samples.items():
+            if records:
+                measured[name] = _median_record(records)
+        if repeats > 1:
+            measure += f"; median of {repeats} processes"
     else:
         for name in names:
             measured[name] = _tensor_probe(backend, name, shape, implementation)
     for name, entry in measured.items():
-        log(f"  tensor memory {name:<20} {entry['mib']:9.2f} MiB")
-    table = {"measure": MEASURES[backend, dev], "device": dev}
+        samples = entry.get("samples_mib") or []
+        text = ", ".join(f"{v:.1f}" for v in samples)
+        log(
+            f"  tensor memory {name:<20} {entry['mib']:9.2f} MiB"
+            + (f" (processes {text})" if samples else "")
+        )
+    table = {"measure": measure, "device": dev}
     table["variants"] = {n: measured[n] for n in names if n in measured}
     return table, errors
+
+
+def _median_record(records):
+    """The record of the median `"mib"` (the upper one of an even count),
+    with every record's figure as `"samples_mib"` if there are several."""
+    if len(records) == 1:
+        return records[0]
+    ordered = sorted(records, key=lambda r: r["mib"])
+    median = dict(ordered[len(ordered) // 2])
+    median["samples_mib"] = [r["mib"] for r in records]
+    return median
 
 
 def rss_growth(names, shape, backend, implementation, repeats, log):
@@ -379,7 +419,8 @@ def measure(case, shape, args, log, tensor_names, rss_names):
     """Adds the tensor memory of `tensor_names` (`case["memory"]`) and the
     peak RSS of `rss_names` (`case["rss"]`) to `case`, each if any name is
     given, with `args.backend`, `args.implementation`,
-    `args.memory_processes` and `args.rss_repeats`. Returns the errors."""
+    `args.memory_processes`, `args.memory_repeats` and `args.rss_repeats`.
+    Returns the errors."""
     errors = []
     if tensor_names:
         case["memory"], failed = tensor_memory(
@@ -389,6 +430,7 @@ def measure(case, shape, args, log, tensor_names, rss_names):
             args.implementation,
             log,
             args.memory_processes,
+            args.memory_repeats,
         )
         errors += failed
     if rss_names:
@@ -424,6 +466,14 @@ def add_arguments(parser):
         "default) or one fresh process for all variants (faster).",
     )
     parser.add_argument(
+        "--memory-repeats",
+        type=variants_lib.positive_int,
+        default=None,
+        help="TensorFlow's tensor memory: rounds of fresh processes; a "
+        "variant's figure is the median (default 3; 1 with run.py --quick). "
+        "JAX's and PyTorch's figures repeat exactly and are measured once.",
+    )
+    parser.add_argument(
         "--rss-repeats",
         type=variants_lib.positive_int,
         default=1,
@@ -455,7 +505,9 @@ def parse_args(argv=None):
     parser.add_argument(
         "--probe", choices=sorted(PROBES), help=argparse.SUPPRESS
     )
-    return variants_lib.parse_with_names(parser, argv)
+    args = variants_lib.parse_with_names(parser, argv)
+    args.memory_repeats = args.memory_repeats or 3
+    return args
 
 
 def main(argv=None):

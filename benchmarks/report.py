@@ -57,7 +57,8 @@ def speed_table(case):
 
 
 def memory_table(case):
-    """Tensor memory (with its goal) and peak RSS (information)."""
+    """Tensor memory (with its goal; the range of TensorFlow's processes in
+    parentheses) and peak RSS (information)."""
     memory = (case.get("memory") or {}).get("variants", {})
     rss = case.get("rss") or {}
     if not memory and not rss:
@@ -74,9 +75,16 @@ def memory_table(case):
         process = rss.get(name, {})
         checks = goals.get(name, [])
         mib, growth = tensor.get("mib"), process.get("growth_mib")
+        mib_text = harness.format_mib(mib)
+        if len(samples := tensor.get("samples_mib") or []) > 1:
+            low, high = (
+                harness.format_mib(min(samples)),
+                harness.format_mib(max(samples)),
+            )
+            mib_text += f" ({low}-{high})"
         rows.append(
             f"| {_label(case, name)} "
-            f"| {harness.format_mib(mib)} "
+            f"| {mib_text} "
             f"| {_ratio_cell(tensor, checks, 'memory', 'plain')} "
             f"| {_ratio_cell(tensor, [], 'memory', 'rd')} "
             f"| {harness.format_mib(growth)} "

@@ -111,9 +111,11 @@ def parse_args(argv=None):
     if args.quick:
         args.rounds = args.rounds or 5
         args.warmup = 1 if args.warmup is None else args.warmup
+        args.memory_repeats = args.memory_repeats or 1
     else:
         args.rounds = args.rounds or 15
         args.warmup = 2 if args.warmup is None else args.warmup
+        args.memory_repeats = args.memory_repeats or 3
     return args
 
 
@@ -248,6 +250,7 @@ def main(argv=None):
             "predict_repeats": args.predict_repeats,
             "implementation": args.implementation,
             "rss_repeats": args.rss_repeats,
+            "memory_repeats": args.memory_repeats,
             "memory_processes": args.memory_processes,
             "optimizer": "adam",
             "loss": "mse",

@@ -266,6 +266,43 @@ def test_torch_memory_is_the_peak_of_the_running_sum_in_time_order(bench):
     assert peak([(1, -10), (2, 5)]) == 0  # a free of an older block only
 
 
+def test_tensorflow_memory_is_the_median_of_fresh_processes_round_robin(
+    bench, monkeypatch
+):
+    """Each round runs one fresh process per variant, variants alternating;
+    a variant's figure is its median process's, with every sample."""
+    figures = {"lstm": [60.0, 52.0, 55.0], "gal": [58.0, 61.0, 54.0]}
+    calls = []
+
+    def fresh_process(kind, backend, names, shape, implementation):
+        (name,) = names
+        calls.append(name)
+        figure = figures[name][calls.count(name) - 1]
+        return {name: {"mib": figure, "step_peaks_mib": [figure]}}, None
+
+    monkeypatch.setattr(bench.memory, "_in_fresh_process", fresh_process)
+    monkeypatch.setattr(bench.memory, "device", lambda backend: "cpu")
+    table, errors = bench.memory.tensor_memory(
+        ["lstm", "gal"], (64, 100, 64, 256), "tensorflow", 2, print, repeats=3
+    )
+    assert errors == []
+    assert calls == ["lstm", "gal"] * 3
+    assert table["variants"]["lstm"]["mib"] == 55.0
+    assert table["variants"]["gal"]["mib"] == 58.0
+    assert table["variants"]["gal"]["samples_mib"] == [58.0, 61.0, 54.0]
+    assert table["measure"].endswith("median of 3 processes")
+    calls.clear()
+    single, _ = bench.memory.tensor_memory(
+        ["gal"], (64, 100, 64, 256), "tensorflow", 2, print
+    )
+    assert calls == ["gal"]
+    assert single["variants"]["gal"] == {"mib": 58.0, "step_peaks_mib": [58.0]}
+    quick = bench.run.parse_args(["--quick"])
+    assert quick.memory_repeats == 1
+    assert bench.run.parse_args([]).memory_repeats == 3
+    assert bench.memory.parse_args([]).memory_repeats == 3
+
+
 def test_run_rejects_unknown_variants_and_non_positive_counts(bench):
     with pytest.raises(SystemExit):
         bench.run.parse_args(["--variants", "gal,nope"])
@@ -273,6 +310,8 @@ def test_run_rejects_unknown_variants_and_non_positive_counts(bench):
         bench.run.parse_args(["--rounds", "0"])
     with pytest.raises(SystemExit):
         bench.run.parse_args(["--warmup", "-1"])
+    with pytest.raises(SystemExit):
+        bench.run.parse_args(["--memory-repeats", "0"])
     quick = bench.run.parse_args(["--quick", "--variants", "zoneout"])
     assert (quick.rounds, quick.warmup) == (5, 1)
     assert quick.names == ["lstm", "lstm_rd", "zoneout"]
@@ -307,6 +346,8 @@ def test_report_marks_missed_goals_and_shows_growth_with_t(bench, tmp_path):
         memory={"lstm": 500.0, "lstm_rd": 900.0, "zoneout": 600.0},
     )
     long["shape"]["T"] = 1000
+    # TensorFlow's figure: the median of several processes, their range shown.
+    long["memory"]["variants"]["zoneout"]["samples_mib"] = [590.0, 600.0, 640.0]
     text = _report(bench, tmp_path, {"default": default, "long": long})
     zoneout_rows = [
         line
@@ -324,7 +365,7 @@ def test_report_marks_missed_goals_and_shows_growth_with_t(bench, tmp_path):
         "| 1200.0 | 0.04 (<=1.15 met) | 0.80 (<=1.00 met) |"
         in (zoneout_rows[2])
     )
-    assert "| 600 | 1.20 (<=1.10 **MISSED**) |" in zoneout_rows[3]
+    assert "| 600 (590-640) | 1.20 (<=1.10 **MISSED**) |" in zoneout_rows[3]
     # Growth: train /plain per case, then long/default = 10x for zoneout.
     assert zoneout_rows[4].split(" | ")[1:3] == ["1.20", "0.04"]
     assert zoneout_rows[5].split(" | ")[1:3] == ["1.00", "10.00"]
