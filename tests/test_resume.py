@@ -226,3 +226,29 @@ def test_file_saved_by_version_0_1_0_still_loads_and_predicts():
     # Without saved random state the generators keep the state they were
     # built with: `[seed, 0]` for these seeded layers.
     assert _generator_states(model) == [[3, 0], [4, 0], [5, 0], [6, 0]]
+
+
+def test_file_saved_by_version_0_2_0_loads_predicts_and_resumes():
+    """Every layer of 0.2.0 (before the explicit loop/cell contract) loads.
+
+    The fixture's model was trained one epoch, so its random state is not
+    the initial one: on JAX, where it was written, the first training call
+    after loading draws exactly the masks and per-step noise the original
+    drew right after saving.
+    """
+    x = np.load(DATA / "model_v0_2_0_x.npy")
+    expected = np.load(DATA / "model_v0_2_0_prediction.npy")
+    model = keras.saving.load_model(DATA / "model_v0_2_0.keras")
+    np.testing.assert_allclose(
+        to_numpy(model(x, training=False)), expected, atol=1e-5
+    )
+    clone = keras.models.clone_model(model)
+    clone.load_weights(DATA / "model_v0_2_0.weights.h5")
+    np.testing.assert_allclose(
+        to_numpy(clone(x, training=False)), expected, atol=1e-5
+    )
+    if keras.backend.backend() == "jax":
+        np.testing.assert_array_equal(
+            to_numpy(model(x, training=True)),
+            np.load(DATA / "model_v0_2_0_training_output.npy"),
+        )
