@@ -1,9 +1,9 @@
 """Where a benchmark ran: the CPU, its load, the GPUs and the measured code.
 
 The same code reads differently on different CPUs (issue 24: per-gate Gal
-on JAX trains at 0.95x Keras's recurrent-dropout layer on one 2-vCPU AMD
-EPYC and at 1.15x on a 2-vCPU Intel Xeon with AVX-512), so every JSON
-records which CPU it comes from: the model name, the vendor and its
+on JAX trains at 0.95-0.97x Keras's recurrent-dropout layer on one 2-vCPU
+AMD EPYC and at 1.15-1.18x on a 2-vCPU Intel Xeon with AVX-512), so every
+JSON records which CPU it comes from: the model name, the vendor and its
 family/model/stepping numbers (the model name alone, e.g. "AMD EPYC", does
 not say which generation), the logical CPUs and cores, whether it is a
 virtual machine, and the instruction-set extensions that decide which

@@ -30,7 +30,9 @@ def goal_lines(case):
                 f"{outcome.upper()} {label}: {c['measure']} /{c['reference']} "
                 f"{c['ratio']:.3f}"
             )
-            if "verdict" in c:
+            if interval is not None and interval[0] == interval[1]:
+                text += " (exact)"
+            elif "verdict" in c:
                 text += f" {_interval_text(interval, '.3f')}"
             if outcome == "missed":
                 text += f" > {c['limit']:.2f}"
