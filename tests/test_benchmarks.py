@@ -801,6 +801,27 @@ def test_report_prints_the_cpu_the_load_and_the_widths(bench, tmp_path):
     assert "RNN(GalLSTMCell rd=.25) train /plain width" in text
 
 
+def test_report_still_reads_files_of_schema_2(bench, tmp_path):
+    """Before issue 24: no samples, no intervals, verdicts `met` only, the
+    CPU a model name."""
+    case = _case(bench, train={"lstm": 100.0, "lstm_rd": 150.0, "gal": 120.0})
+    for kind in ("train", "infer", "train_cpu", "infer_cpu"):
+        for entry in case[kind].values():
+            del entry["samples_ms"], entry["vs_plain_interval"]
+            del entry["vs_rd_interval"]
+    for checks in case["goals"].values():
+        for check in checks:
+            for key in ("interval", "width", "verdict"):
+                del check[key]
+    del case["intervals"]
+    text = _report(bench, tmp_path, {"default": case})
+    assert "- CPU: test (instruction sets not recorded)" in text
+    (gal,) = [r for r in text.splitlines() if r.startswith("| RNN(GalLSTM")]
+    assert "| 120.0 | 1.20 (<=1.10 **MISSED**) | 0.80 (<=1.00 met) |" in gal
+    assert "- MISSED RNN(GalLSTMCell rd=.25): train /plain 1.200 > 1.10" in text
+    assert "Goals: 2 met, 1 missed, 0 unresolved" in text
+
+
 def _fake_tools(tmp_path, probe_status=0):
     """A fake `nvidia-smi` that lists one GPU and a fake Python that logs
     its arguments, answers the GPU probes with `probe_status` and writes
