@@ -1,30 +1,36 @@
-"""The benchmark harness: timing, summaries, ratios, goals, tables, JSON.
+"""The benchmark harness: timing, summaries, ratios with their intervals,
+goal verdicts, text tables, JSON.
 
 Backend-independent: this module never imports Keras or a backend at
 module level, so that `benchmarks/report.py` and the tests use it without
-one. What is compared (cases, variants, goals) lives in `variants.py`;
-`run.py` puts the two together.
+one. What is compared (cases, variants, goals) lives in `variants.py`; the
+intervals, the verdict rule and the stop rule in `intervals.py`; the
+machine in `machine.py`; `run.py` puts them together.
 
 Timing is round-robin: every workload is warmed up first, then each round
 times one training step of every workload, then one inference sample of
 every workload, the order rotating from round to round, so that a slow
-phase of a shared machine hits all workloads alike.
+phase of a shared machine hits all workloads alike. Rounds are added until
+every ratio that has a goal has an interval narrower than the target width
+(after `min_rounds`), or the rounds or the time budget run out.
 """
 
 import json
 import os
-import platform
-import shutil
 import statistics
-import subprocess
 import time
 
+import intervals
+
 TIMED = ("train", "infer", "train_cpu", "infer_cpu")
+REFERENCES = ("plain", "rd")
 
 
 def summarize(samples):
-    """Median, quartiles, min, max (ms) and count of samples in seconds."""
-    ms = sorted(1000.0 * s for s in samples)
+    """Median, quartiles, min, max (ms), count, and every sample (ms, in
+    round order) of samples in seconds."""
+    in_order = [1000.0 * s for s in samples]
+    ms = sorted(in_order)
     if len(ms) >= 2:
         q1, _, q3 = statistics.quantiles(ms, n=4, method="inclusive")
     else:
@@ -36,13 +42,22 @@ def summarize(samples):
         "min_ms": ms[0],
         "max_ms": ms[-1],
         "n": len(ms),
+        "samples_ms": in_order,
     }
 
 
 def time_round_robin(
-    workloads, rounds, predict_repeats, time_budget, log, min_rounds=3
+    workloads,
+    rounds,
+    predict_repeats,
+    time_budget,
+    log,
+    min_rounds=3,
+    enough=None,
+    clock=time.perf_counter,
+    cpu_clock=time.process_time,
 ):
-    """Times warmed-up workloads round-robin.
+    """Times warmed-up workloads round-robin until enough rounds.
 
     Args:
         workloads: dict name -> `(train, infer)`, two callables that return
@@ -52,27 +67,32 @@ def time_round_robin(
         time_budget: seconds after which no round is added once
             `min_rounds` rounds have run.
         log: a function of one string.
-        min_rounds: rounds run whatever the budget.
+        min_rounds: rounds run whatever `enough` and the budget say.
+        enough: `None`, or a function of the samples so far (`{kind: {name:
+            [seconds]}}`, kinds `TIMED`) that answers whether they suffice
+            (`intervals.WidthStop`); asked after every round from
+            `min_rounds` on.
+        clock, cpu_clock: the wall and process-CPU clocks (seconds).
 
     Returns:
-        `{"rounds": n, "train"/"infer"/"train_cpu"/"infer_cpu": {name:
-        summary}}`: wall time (`time.perf_counter`) and process CPU time
-        (`time.process_time`, all threads) per call.
+        `{"rounds": n, "stop": why, "train"/"infer"/"train_cpu"/
+        "infer_cpu": {name: summary}}`: wall time and process CPU time (all
+        threads) per call; `stop` is `"enough"` (`enough` said so),
+        `"time_budget"` or `"rounds"` (the maximum ran).
     """
     names = list(workloads)
     samples = {kind: {name: [] for name in names} for kind in TIMED}
 
     def measure(kind, name, call, repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
+        t0, c0 = clock(), cpu_clock()
         for _ in range(repeats):
             call()
-        samples[kind][name].append((time.perf_counter() - t0) / repeats)
-        samples[f"{kind}_cpu"][name].append(
-            (time.process_time() - c0) / repeats
-        )
+        samples[kind][name].append((clock() - t0) / repeats)
+        samples[f"{kind}_cpu"][name].append((cpu_clock() - c0) / repeats)
 
-    start = time.perf_counter()
+    start = clock()
     done = 0
+    stop = "rounds"
     for r in range(rounds):
         order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
@@ -80,56 +100,112 @@ def time_round_robin(
         for name in order:
             measure("infer", name, workloads[name][1], predict_repeats)
         done += 1
-        if done >= min_rounds and time.perf_counter() - start > time_budget:
+        if done < min_rounds:
+            continue
+        if enough is not None and enough(samples):
+            stop = "enough"
+            break
+        if done < rounds and clock() - start > time_budget:
+            stop = "time_budget"
             log(f"  time budget reached after {done} rounds")
             break
-    log(f"  {done} timed rounds in {time.perf_counter() - start:.1f}s")
-    result = {"rounds": done}
+    log(f"  {done} timed rounds in {clock() - start:.1f}s")
+    result = {"rounds": done, "stop": stop}
     for kind in TIMED:
         result[kind] = {n: summarize(s) for n, s in samples[kind].items()}
     return result
 
 
-# ------------------------------------------------------------ ratios, goals
+# ---------------------------------------------------------- ratios, goals
 def _ratio(value, reference):
     if value is None or not reference:
         return None
     return value / reference
 
 
+def _add_ratios_to(table, variants, key, samples_key=None, exact=False):
+    """Adds `vs_plain`, `vs_rd` and their intervals to each entry of
+    `table` (`{name: entry}`), dividing `entry[key]`.
+
+    The intervals bootstrap `entry[samples_key]` (`intervals.py`); with
+    `exact` (a measure that repeats exactly) an entry without samples gets
+    the interval `[ratio, ratio]`; otherwise none (`None`).
+    """
+    medians = {}
+    if samples_key:
+        medians = intervals.resampled_medians(
+            {name: entry.get(samples_key) for name, entry in table.items()}
+        )
+    for name, entry in table.items():
+        for reference in REFERENCES:
+            other = variants[name][reference]
+            value = (table.get(other) or {}).get(key)
+            ratio = _ratio(entry.get(key), value)
+            interval = None
+            if ratio is not None:
+                if name in medians or other in medians:
+                    interval = intervals.ratio_interval(
+                        medians.get(name), medians.get(other)
+                    )
+                elif exact:
+                    interval = [ratio, ratio]
+            entry[f"vs_{reference}"] = ratio
+            entry[f"vs_{reference}_interval"] = interval
+
+
 def add_ratios(case, variants):
-    """Adds each variant's ratios to its two references, in place.
+    """Adds each variant's ratios to its two references, with intervals, in
+    place.
 
     `case` holds the timing summaries (`train`, ... keyed by variant), and
     optionally `memory` (`{"variants": {name: {"mib": ...}}}`) and `rss`
     (`{name: {"growth_mib": ...}}`); `variants` maps each name to its
     record (`describe()` of `variants.Variant`: `plain`, `rd`). Timing
-    ratios divide medians (`vs_plain`, `vs_rd`) and minima
-    (`min_vs_plain`); a ratio whose reference was not measured is `None`.
+    ratios divide medians (`vs_plain`, `vs_rd`; their intervals
+    `vs_plain_interval`, `vs_rd_interval` bootstrap the rounds of
+    `samples_ms`) and minima (`min_vs_plain`, a diagnostic without an
+    interval: a bootstrap does not estimate the spread of a minimum). The
+    memory ratios' intervals bootstrap the processes of `samples_mib`
+    (TensorFlow) or are exact where the measure repeats exactly (JAX,
+    PyTorch: `memory["repeats_exactly"]`). A ratio whose reference was not
+    measured is `None`, as is an interval without samples.
     """
     for kind in TIMED:
         stats = case.get(kind, {})
+        _add_ratios_to(stats, variants, "median_ms", "samples_ms")
         for name, entry in stats.items():
             plain = stats.get(variants[name]["plain"])
-            rd = stats.get(variants[name]["rd"])
-            entry["vs_plain"] = _ratio(
-                entry["median_ms"], plain and plain["median_ms"]
-            )
-            entry["vs_rd"] = _ratio(entry["median_ms"], rd and rd["median_ms"])
             entry["min_vs_plain"] = _ratio(
                 entry["min_ms"], plain and plain["min_ms"]
             )
-    tables = []
-    if case.get("memory"):
-        tables.append((case["memory"]["variants"], "mib"))
+    memory = case.get("memory")
+    if memory:
+        _add_ratios_to(
+            memory["variants"],
+            variants,
+            "mib",
+            "samples_mib",
+            exact=bool(memory.get("repeats_exactly")),
+        )
     if case.get("rss"):
-        tables.append((case["rss"], "growth_mib"))
-    for table, key in tables:
-        for name, entry in table.items():
-            plain = table.get(variants[name]["plain"], {}).get(key)
-            rd = table.get(variants[name]["rd"], {}).get(key)
-            entry["vs_plain"] = _ratio(entry[key], plain)
-            entry["vs_rd"] = _ratio(entry[key], rd)
+        _add_ratios_to(case["rss"], variants, "growth_mib", "samples_mib")
+
+
+def goal_ratios(variants, goals, measures=("train", "infer")):
+    """The timed ratios that have a goal: `(measure, name, reference
+    name)` for every variant with a goal class, every goal of `measures`
+    with a limit for that class, and every reference among `variants`."""
+    ratios = []
+    for name, record in variants.items():
+        goal_class = record.get("goal_class")
+        if goal_class is None:
+            continue
+        for (measure, reference), limits in goals.items():
+            other = record[reference]
+            if measure in measures and goal_class in limits:
+                if other in variants:
+                    ratios.append((measure, name, other))
+    return ratios
 
 
 def check_goals(case, variants, goals):
@@ -143,8 +219,11 @@ def check_goals(case, variants, goals):
             (the tensor-memory measure) and reference `plain` or `rd`.
 
     Returns:
-        dict name -> list of `{"measure", "reference", "ratio", "limit",
-        "met"}`, one per goal whose ratio was measured.
+        dict name -> list of `{"measure", "reference", "ratio",
+        "interval", "width", "limit", "verdict", "met"}`, one per goal
+        whose ratio was measured; `verdict` follows `intervals.verdict`
+        (`met` only when the interval's upper bound is at most the limit)
+        and `met` is `verdict == "met"`.
     """
     verdicts = {}
     for name, record in variants.items():
@@ -157,43 +236,82 @@ def check_goals(case, variants, goals):
                 table = (case.get("memory") or {}).get("variants", {})
             else:
                 table = case.get(measure, {})
-            ratio = table.get(name, {}).get(f"vs_{reference}")
+            entry = table.get(name, {})
+            ratio = entry.get(f"vs_{reference}")
             if ratio is None or goal_class not in limits:
                 continue
             limit = limits[goal_class]
+            interval = entry.get(f"vs_{reference}_interval")
+            outcome = intervals.verdict(interval, limit)
             checks.append(
                 {
                     "measure": measure,
                     "reference": reference,
                     "ratio": ratio,
+                    "interval": interval,
+                    "width": intervals.width(interval),
                     "limit": limit,
-                    "met": ratio <= limit,
+                    "verdict": outcome,
+                    "met": outcome == "met",
                 }
             )
         verdicts[name] = checks
     return verdicts
 
 
-def missed_goals(case):
-    """One line per missed goal of an evaluated case, e.g.
-    `GalLSTM(rd=.25): train /plain 1.123 > 1.10`."""
-    lines = []
-    for name, checks in case.get("goals", {}).items():
-        label = case["variants"][name]["label"]
-        lines.extend(
-            f"{label}: {c['measure']} /{c['reference']} {c['ratio']:.3f} > "
-            f"{c['limit']:.2f}"
-            for c in checks
-            if not c["met"]
-        )
-    return lines
+def outcome(check):
+    """A check's verdict; files of schema 2 only have `met`."""
+    return check.get("verdict") or ("met" if check["met"] else "missed")
 
 
 def goal_summary(verdicts):
-    """`(met, missed)`: counts over every check of `check_goals`."""
-    checks = [c for v in verdicts.values() for c in v]
-    met = sum(c["met"] for c in checks)
-    return met, len(checks) - met
+    """`(met, missed, unresolved)`: counts over every check of
+    `check_goals`."""
+    outcomes = [outcome(c) for v in verdicts.values() for c in v]
+    return tuple(outcomes.count(o) for o in ("met", "missed", "unresolved"))
+
+
+def interval_summary(case, variants, goals, target_width):
+    """How precise the timed goal ratios came out: `{"method",
+    "confidence", "resamples", "seed", "target_width", "ratios",
+    "reached", "widest", "too_wide"}`, where `too_wide` lists every goal
+    ratio (`variant`, `measure`, `reference`, `width`, widest first) whose
+    interval is not narrower than `target_width`, and `widest` the widest
+    of all; `None` for a case without timing."""
+    ratios = goal_ratios(variants, goals)
+    if not ratios or not all(kind in case for kind in ("train", "infer")):
+        return None
+    widths = {}
+    for measure, name, other in ratios:
+        reference = next(r for r in REFERENCES if variants[name][r] == other)
+        entry = case[measure].get(name, {})
+        interval = entry.get(f"vs_{reference}_interval")
+        widths[name, measure, reference] = intervals.width(interval)
+
+    def record(key):
+        name, measure, reference = key
+        return {
+            "variant": name,
+            "measure": measure,
+            "reference": reference,
+            "width": widths[key],
+        }
+
+    too_wide = intervals.too_wide(widths, target_width)
+    known = [k for k, w in widths.items() if w is not None]
+    widest = too_wide[0] if too_wide else max(known, key=widths.get)
+    return {
+        "method": "percentile bootstrap of the ratio of medians over the "
+        "timed rounds, paired (the same rounds for every variant)",
+        "confidence": intervals.CONFIDENCE,
+        "resamples": intervals.RESAMPLES,
+        "seed": intervals.SEED,
+        "target_width": target_width,
+        "ratios": len(widths),
+        "reached": not too_wide,
+        "widest": record(widest),
+        "too_wide": [record(k) for k in too_wide],
+    }
 
 
 def reference_notes(case, variants):
@@ -219,185 +337,20 @@ def reference_notes(case, variants):
     return notes
 
 
-def evaluate(case, variants, goals):
-    """Adds ratios, goal verdicts and notes to a measured case, in place."""
+def evaluate(case, variants, goals, target_width=0.05):
+    """Adds ratios with intervals, goal verdicts, the interval summary
+    (`intervals`, against `target_width`) and notes to a measured case, in
+    place."""
     add_ratios(case, variants)
     case["goals"] = check_goals(case, variants, goals)
+    summary = interval_summary(case, variants, goals, target_width)
+    if summary is not None:
+        case["intervals"] = summary
     case["notes"] = reference_notes(case, variants)
     return case
 
 
-# ------------------------------------------------------------------- tables
-def _fmt(value, spec=".2f"):
-    return "-" if value is None else format(value, spec)
-
-
-def format_mib(value):
-    """MiB with three significant digits or so: 0.08, 55.8, 476."""
-    if value is None:
-        return "-"
-    if value >= 100:
-        return f"{value:.0f}"
-    return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
-
-
-def verdict_text(checks, measure, reference, missed="MISSED"):
-    """`<=1.10 met` for the check of `measure` against `reference`."""
-    for check in checks:
-        if check["measure"] == measure and check["reference"] == reference:
-            outcome = "met" if check["met"] else missed
-            return f"<={check['limit']:.2f} {outcome}"
-    return ""
-
-
-def format_case(case):
-    """The plain-text tables of one evaluated case (what `run.py` prints)."""
-    variants = case["variants"]
-    goals = case.get("goals", {})
-    width = max(len(v["label"]) for v in variants.values()) + 2
-    rows = []
-    for kind, title in (
-        ("train", "training step (train_on_batch)"),
-        ("infer", "inference (predict_on_batch)"),
-    ):
-        if kind not in case:
-            continue
-        rows.append(
-            f"-- {title}, wall time; plain = the Keras LSTM/GRU, rd = it "
-            "with recurrent_dropout=.25; cpu = process CPU time (diagnostic)"
-        )
-        rows.append(
-            f"{'variant':<{width}}{'median ms':>10}{'IQR ms':>16}"
-            f"{'/plain':>8}{'/rd':>7}{'min/min':>8}{'cpu/plain':>10}"
-            "  goals (wall time)"
-        )
-        for name, record in variants.items():
-            s = case[kind][name]
-            c = case[f"{kind}_cpu"][name]
-            verdicts = [
-                verdict_text(goals.get(name, []), kind, ref)
-                for ref in ("plain", "rd")
-            ]
-            goal = "  ".join(
-                f"/{ref} {text}"
-                for ref, text in zip(("plain", "rd"), verdicts, strict=True)
-                if text
-            )
-            iqr = f"{s['q1_ms']:.1f}-{s['q3_ms']:.1f}"
-            rows.append(
-                f"{record['label']:<{width}}{s['median_ms']:>10.1f}{iqr:>16}"
-                f"{_fmt(s['vs_plain']):>8}{_fmt(s['vs_rd']):>7}"
-                f"{_fmt(s['min_vs_plain']):>8}{_fmt(c['vs_plain']):>10}"
-                f"  {goal}"
-            )
-    memory = case.get("memory")
-    if memory:
-        rows.append(f"-- tensor memory of a training step: {memory['measure']}")
-        rows.append(f"{'variant':<{width}}{'MiB':>10}{'/plain':>8}{'/rd':>7}")
-        for name, entry in memory["variants"].items():
-            text = verdict_text(goals.get(name, []), "memory", "plain")
-            rows.append(
-                f"{variants[name]['label']:<{width}}"
-                f"{format_mib(entry['mib']):>10}"
-                f"{_fmt(entry['vs_plain']):>8}{_fmt(entry['vs_rd']):>7}"
-                f"  {'/plain ' + text if text else ''}"
-            )
-    rss = case.get("rss")
-    if rss:
-        rows.append(
-            "-- peak-RSS growth of a fresh process (information, no goal)"
-        )
-        rows.append(f"{'variant':<{width}}{'MiB':>10}{'/plain':>8}")
-        for name, entry in rss.items():
-            rows.append(
-                f"{variants[name]['label']:<{width}}"
-                f"{format_mib(entry['growth_mib']):>10}"
-                f"{_fmt(entry['vs_plain']):>8}"
-            )
-    met, missed = goal_summary(goals)
-    rows.append(f"-- goals: {met} met, {missed} missed")
-    rows.extend(f"   MISSED {text}" for text in missed_goals(case))
-    rows.extend(f"-- note: {note}" for note in case.get("notes", []))
-    return "\n".join(rows)
-
-
-# ------------------------------------------------------ machine, provenance
-def _command_output(command, cwd=None):
-    """The stripped stdout of `command`, or `None` if it cannot run."""
-    if shutil.which(command[0]) is None:
-        return None
-    try:
-        done = subprocess.run(
-            command,
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
-def gpu_info():
-    """The NVIDIA GPUs `nvidia-smi` lists: name, driver, memory; or []."""
-    out = _command_output(
-        [
-            "nvidia-smi",
-            "--query-gpu=name,driver_version,memory.total",
-            "--format=csv,noheader",
-        ]
-    )
-    gpus = []
-    for line in (out or "").splitlines():
-        fields = [f.strip() for f in line.split(",")]
-        if len(fields) == 3:
-            gpus.append(
-                {"name": fields[0], "driver": fields[1], "memory": fields[2]}
-            )
-    return gpus
-
-
-def machine_info():
-    """CPU model, core count, Python, platform, load and GPUs."""
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        load = [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        load = None
-    return {
-        "cpu": cpu,
-        "nproc": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "load_average_at_start": load,
-        "gpus": gpu_info(),
-    }
-
-
-def source_info(module_file):
-    """Where the measured code came from: path, git commit, dirty flag."""
-    folder = os.path.dirname(os.path.abspath(module_file))
-    commit = _command_output(["git", "rev-parse", "HEAD"], cwd=folder)
-    status = _command_output(
-        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder
-    )
-    return {
-        "path": folder,
-        "commit": commit,
-        "dirty": bool(status) if status is not None else None,
-    }
-
-
+# --------------------------------------------------------------------- JSON
 def write_json(path, report):
     """Writes `report` to `path` (atomically: a partial run never truncates
     an earlier complete file)."""

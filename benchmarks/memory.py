@@ -59,6 +59,7 @@ import subprocess
 import sys
 
 import harness
+import tables
 import variants as variants_lib
 
 MEASURES = {
@@ -370,7 +371,14 @@ def tensor_memory(
             f"  tensor memory {name:<20} {entry['mib']:9.2f} MiB"
             + (f" (processes {text})" if samples else "")
         )
-    table = {"measure": measure, "device": dev}
+    # JAX's and PyTorch's figures repeat exactly: their ratios' intervals
+    # are the ratios themselves. TensorFlow's vary between processes: their
+    # intervals bootstrap the processes (`harness.add_ratios`).
+    table = {
+        "measure": measure,
+        "device": dev,
+        "repeats_exactly": backend != "tensorflow",
+    }
     table["variants"] = {n: measured[n] for n in names if n in measured}
     return table, errors
 
@@ -538,7 +546,7 @@ def main(argv=None):
     harness.evaluate(case, case["variants"], variants_lib.GOALS)
     label = "custom shape" if args.shape else args.case
     print(f"== {args.backend} / {label}: B, T, D, U = {shape}")
-    print(harness.format_case(case))
+    print(tables.format_case(case))
     for error in errors:
         log(error)
     if args.output:

@@ -4,11 +4,14 @@ Usage:
 
     python benchmarks/report.py results-tensorflow-all.json [...]
 
-Prints, per file: where and on what code it ran; per case a speed table
-(wall-time medians, the ratios to the plain Keras layer and to Keras's
-recurrent-dropout layer with their goal verdicts, the CPU-time ratio as a
-diagnostic), a memory table (tensor memory with its goal, peak RSS as
-information), the goals met and missed, and notes on the references. When
+Prints, per file: where and on what code it ran (the CPU: model, vendor,
+family/model, cores, instruction sets; the load average at the start and
+end); per case a speed table (wall-time medians, the ratios to the plain
+Keras layer and to Keras's recurrent-dropout layer with their 95 %
+intervals and goal verdicts, the CPU-time ratio as a diagnostic), a memory
+table (tensor memory with its goal, peak RSS as information), whether the
+intervals reached the target width, the goals met, missed and unresolved,
+and notes on the references. When
 a backend has the default case and the long or wide one (in one file or
 several), it adds how each cost grows with T and U. Only the JSON is read:
 no backend is imported.
@@ -19,14 +22,18 @@ import json
 import sys
 
 import harness
+import machine
+import tables
+
+# How the Markdown tables write each verdict.
+VERDICTS = {"met": "met", "missed": "**MISSED**", "unresolved": "*unresolved*"}
 
 
 def _ratio_cell(entry, checks, measure, reference):
-    ratio = entry.get(f"vs_{reference}")
-    if ratio is None:
-        return "-"
-    verdict = harness.verdict_text(checks, measure, reference, "**MISSED**")
-    return f"{ratio:.2f} ({verdict})" if verdict else f"{ratio:.2f}"
+    """`1.02 [0.99, 1.05] (<=1.05 met)`: ratio, interval, verdict."""
+    text = tables.ratio_text(entry, reference)
+    verdict = tables.verdict_text(checks, measure, reference, VERDICTS)
+    return f"{text} ({verdict})" if verdict and text != "-" else text
 
 
 def _label(case, name):
@@ -75,11 +82,11 @@ def memory_table(case):
         process = rss.get(name, {})
         checks = goals.get(name, [])
         mib, growth = tensor.get("mib"), process.get("growth_mib")
-        mib_text = harness.format_mib(mib)
+        mib_text = tables.format_mib(mib)
         if len(samples := tensor.get("samples_mib") or []) > 1:
             low, high = (
-                harness.format_mib(min(samples)),
-                harness.format_mib(max(samples)),
+                tables.format_mib(min(samples)),
+                tables.format_mib(max(samples)),
             )
             mib_text += f" ({low}-{high})"
         rows.append(
@@ -87,18 +94,23 @@ def memory_table(case):
             f"| {mib_text} "
             f"| {_ratio_cell(tensor, checks, 'memory', 'plain')} "
             f"| {_ratio_cell(tensor, [], 'memory', 'rd')} "
-            f"| {harness.format_mib(growth)} "
+            f"| {tables.format_mib(growth)} "
             f"| {_ratio_cell(process, [], 'rss', 'plain')} |"
         )
     return "\n".join(rows)
 
 
 def goals_text(case):
-    """`Goals: 40 met, 2 missed` and one line per missed goal."""
+    """Whether the intervals reached their width, `Goals: 40 met, 2
+    missed, 1 unresolved.`, one line per goal not met, and the notes."""
     goals = case.get("goals", {})
-    met, missed = harness.goal_summary(goals)
-    lines = [f"Goals: {met} met, {missed} missed."]
-    lines.extend(f"- missed: {text}" for text in harness.missed_goals(case))
+    met, missed, unresolved = harness.goal_summary(goals)
+    lines = [
+        f"Goals: {met} met, {missed} missed, {unresolved} unresolved (met: "
+        "the interval's upper bound is at most the goal)."
+    ]
+    lines.extend(f"- {line}" for line in tables.interval_lines(case))
+    lines.extend(f"- {text}" for text in tables.goal_lines(case))
     lines.extend(f"- note: {note}" for note in case.get("notes", []))
     return "\n".join(lines)
 
@@ -110,23 +122,33 @@ def _shape_text(case):
 
 def header(report):
     """Where and on what code a file was measured."""
-    machine = report.get("machine", {})
+    host = report.get("machine") or {}
     source = report.get("source", {})
     versions = ", ".join(f"{k} {v}" for k, v in report["versions"].items())
     gpus = "; ".join(
         f"{g['name']} (driver {g['driver']}, {g['memory']})"
-        for g in machine.get("gpus") or []
+        for g in host.get("gpus") or []
     )
     commit = source.get("commit") or "unknown"
     if source.get("dirty"):
         commit += " with uncommitted changes"
+    load = (
+        "load average "
+        f"{machine.load_text(host.get('load_average_at_start'))} at start"
+    )
+    if "load_average_at_end" in host:
+        load += f", {machine.load_text(host['load_average_at_end'])} at end"
+    available = host.get("available_cpus")
+    cpu = host.get("cpu")
+    if available and isinstance(cpu, dict):
+        if available != cpu.get("logical_cpus"):
+            load += f"; {available} CPUs available to the process"
     lines = [
         f"- backend {report['backend']} on {report.get('device', 'cpu')}; "
         f"{versions}",
         f"- code: commit {commit}",
-        f"- machine: {machine.get('cpu')}, {machine.get('nproc')} cores"
-        + (f", GPU {gpus}" if gpus else "")
-        + f", load average at start {machine.get('load_average_at_start')}",
+        f"- CPU: {machine.cpu_text(cpu)}",
+        f"- {load}" + (f"; GPU {gpus}" if gpus else ""),
         f"- command: `{report.get('command')}`",
     ]
     return "\n".join(lines)
@@ -135,11 +157,19 @@ def header(report):
 def case_section(report, case_name):
     case = report["cases"][case_name]
     jit = sorted(set(case.get("jit_compile", {}).values()))
-    parts = [
+    title = (
         f"### {report['backend']}, {case_name} ({_shape_text(case)}), "
-        f"{case['rounds']} rounds, jit_compile {jit}",
-        speed_table(case),
-    ]
+        f"{case['rounds']} rounds, jit_compile {jit}"
+    )
+    if "load_average_at_start" in case:
+        title += (
+            "\n\nLoad average "
+            f"{machine.load_text(case['load_average_at_start'])} at the start "
+            "of the timing, "
+            f"{machine.load_text(case.get('load_average_at_end'))} at its end. "
+            "Ratios with their 95 % interval (`intervals.py`)."
+        )
+    parts = [title, speed_table(case)]
     table = memory_table(case)
     if table:
         measure = (case.get("memory") or {}).get("measure", "not measured")

@@ -4,12 +4,16 @@ On one backend, for every variant of `variants.py` (Keras's LSTM/GRU, plain
 and with `recurrent_dropout=0.25`; the package's cells in
 `keras_recdrop.RNN`; its ready-made layers), in one run: the wall time (and,
 as a diagnostic, the process CPU time) of a training step and of inference,
-timed round-robin (`harness.py`); the tensor memory of a training step
+timed round-robin (`harness.py`) until every ratio that has a goal has a
+95 % interval narrower than `--interval-width` (`intervals.py`); the
+tensor memory of a training step
 measured by the backend itself (`memory.py`); and, as information, the
 peak-RSS growth of a fresh process. Every figure is divided by the plain
 Keras layer of the variant's family (`/plain`) and by Keras's
-recurrent-dropout layer (`/rd`), and judged against the goals of
-`variants.GOALS` (met / MISSED). The JSON layout is in
+recurrent-dropout layer (`/rd`), with a bootstrap interval, and judged
+against the goals of `variants.GOALS`: met (the interval's upper bound is
+at most the goal), MISSED (its lower bound is above it) or UNRESOLVED. The
+JSON records the CPU (`machine.py`); its layout is in
 `benchmarks/README.md`.
 
 Usage:
@@ -26,7 +30,10 @@ import sys
 import time
 
 import harness
+import intervals
+import machine
 import memory
+import tables
 import variants as variants_lib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -35,6 +42,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # Keras reference, a cell in keras_recdrop.RNN and a ready-made layer.
 QUICK_MEMORY = ("lstm", "zoneout", "layer_gal")
 QUICK_RSS = ("lstm", "zoneout")
+
+
+def _positive_float(text):
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0; received {value}")
+    return value
 
 
 def _non_negative(text):
@@ -68,13 +82,22 @@ def parse_args(argv=None):
     parser.add_argument(
         "--rounds",
         type=variants_lib.positive_int,
-        help="Timed rounds (15; 5 with --quick).",
+        help="Timed rounds at most (60; 5 with --quick).",
     )
     parser.add_argument(
         "--min-rounds",
         type=variants_lib.positive_int,
-        default=3,
-        help="Rounds run whatever --time-budget says (default 3).",
+        default=5,
+        help="Rounds run whatever the interval widths and --time-budget "
+        "say (default 5; at most --rounds). --min-rounds equal to --rounds "
+        "times a fixed number of rounds.",
+    )
+    parser.add_argument(
+        "--interval-width",
+        type=_positive_float,
+        default=0.05,
+        help="Stop adding rounds (after --min-rounds) once every ratio that "
+        "has a goal has a 95%% interval narrower than this (default 0.05).",
     )
     parser.add_argument(
         "--warmup",
@@ -93,7 +116,8 @@ def parse_args(argv=None):
         type=float,
         default=420.0,
         help="Stop adding rounds once a case's timing ran this long, after "
-        "--min-rounds (seconds, default 420).",
+        "--min-rounds, whether or not the widths were reached (seconds, "
+        "default 420).",
     )
     parser.add_argument(
         "--no-memory",
@@ -113,7 +137,7 @@ def parse_args(argv=None):
         args.warmup = 1 if args.warmup is None else args.warmup
         args.memory_repeats = args.memory_repeats or 1
     else:
-        args.rounds = args.rounds or 15
+        args.rounds = args.rounds or 60
         args.warmup = 2 if args.warmup is None else args.warmup
         args.memory_repeats = args.memory_repeats or 3
     return args
@@ -164,6 +188,14 @@ def run_case(case, args, log):
         "variants": {n: variants_lib.VARIANTS[n].describe() for n in names},
     }
     workloads, result["jit_compile"] = _workloads(names, shape, args, log)
+    # Without a variant that has a goal (only Keras's layers), no width to
+    # reach: the rounds or the time budget end the timing.
+    ratios = harness.goal_ratios(result["variants"], variants_lib.GOALS)
+    labels = {n: v["label"] for n, v in result["variants"].items()}
+    enough = None
+    if ratios:
+        enough = intervals.WidthStop(ratios, args.interval_width, log, labels)
+    result["load_average_at_start"] = machine.load_average()
     result.update(
         harness.time_round_robin(
             workloads,
@@ -172,8 +204,10 @@ def run_case(case, args, log):
             args.time_budget,
             log,
             min_rounds=min(args.min_rounds, args.rounds),
+            enough=enough,
         )
     )
+    result["load_average_at_end"] = machine.load_average()
     del workloads
     errors = memory.measure(
         result,
@@ -183,7 +217,9 @@ def run_case(case, args, log):
         tensor_names=_probed(names, args, args.no_memory, QUICK_MEMORY),
         rss_names=_probed(names, args, args.no_rss, QUICK_RSS),
     )
-    harness.evaluate(result, result["variants"], variants_lib.GOALS)
+    harness.evaluate(
+        result, result["variants"], variants_lib.GOALS, args.interval_width
+    )
     return result, errors
 
 
@@ -231,7 +267,7 @@ def main(argv=None):
         HERE, f"results-{args.backend}-{label}.json"
     )
     report = {
-        "schema": 2,
+        "schema": 3,
         "backend": args.backend,
         "device": memory.device(args.backend),
         "case": label,
@@ -239,12 +275,16 @@ def main(argv=None):
             [os.path.basename(sys.executable)]
             + (sys.argv if argv is None else [sys.argv[0], *argv])
         ),
-        "machine": harness.machine_info(),
+        "machine": machine.machine_info(),
         "versions": _versions(args.backend),
-        "source": harness.source_info(keras_recdrop.__file__),
+        "source": machine.source_info(keras_recdrop.__file__),
         "settings": {
             "rounds": args.rounds,
-            "min_rounds": args.min_rounds,
+            "min_rounds": min(args.min_rounds, args.rounds),
+            "interval_width": args.interval_width,
+            "confidence": intervals.CONFIDENCE,
+            "bootstrap_resamples": intervals.RESAMPLES,
+            "bootstrap_seed": intervals.SEED,
             "time_budget_s": args.time_budget,
             "warmup": args.warmup,
             "predict_repeats": args.predict_repeats,
@@ -258,6 +298,9 @@ def main(argv=None):
         },
         "cases": {},
     }
+    log(f"CPU: {machine.cpu_text(report['machine']['cpu'])}")
+    start_load = report["machine"]["load_average_at_start"]
+    log(f"load average at start: {machine.load_text(start_load)}")
     status = 0
     for case in cases:
         b, t, d, u = variants_lib.CASES[case]
@@ -269,14 +312,20 @@ def main(argv=None):
         result, errors = run_case(case, args, log)
         result["elapsed_s"] = time.perf_counter() - started
         report["cases"][case] = result
+        report["machine"]["load_average_at_end"] = machine.load_average()
         harness.write_json(output, report)  # after every case
         jit = sorted(set(result["jit_compile"].values()))
         print(
             f"\n== {args.backend} ({report['device']}) / {case}: B={b} T={t} "
             f"D={d} U={u}, {result['rounds']} rounds, jit_compile (Keras "
-            f"default) resolved to {jit}, {result['elapsed_s']:.0f}s"
+            f"default) resolved to {jit}, {result['elapsed_s']:.0f}s\n"
+            f"   CPU: {machine.cpu_text(report['machine']['cpu'])}\n"
+            "   load average "
+            f"{machine.load_text(result['load_average_at_start'])} at the "
+            "start of the timing, "
+            f"{machine.load_text(result['load_average_at_end'])} at its end"
         )
-        print(harness.format_case(result), flush=True)
+        print(tables.format_case(result), flush=True)
         for error in errors:
             log(error)
             status = 1
