@@ -14,24 +14,26 @@ from keras_recdrop._version import __version__
 from keras_recdrop.cell_base import RegularizedCellBase
 from keras_recdrop.conversion import convert
 from keras_recdrop.embedding import DropoutEmbedding
+from keras_recdrop.gal import GalGRU
 from keras_recdrop.gal import GalGRUCell
+from keras_recdrop.gal import GalLSTM
 from keras_recdrop.gal import GalLSTMCell
 from keras_recdrop.gru_core import GRUCellBase
-from keras_recdrop.layers import GalGRU
-from keras_recdrop.layers import GalLSTM
-from keras_recdrop.layers import SemeniutaGRU
-from keras_recdrop.layers import SemeniutaLSTM
-from keras_recdrop.layers import WeightDropLSTM
-from keras_recdrop.layers import ZoneoutGRU
-from keras_recdrop.layers import ZoneoutLSTM
+from keras_recdrop.layer_base import GRULayerBase
+from keras_recdrop.layer_base import LSTMLayerBase
 from keras_recdrop.lstm_core import LSTMCellBase
 from keras_recdrop.mc_dropout import mc_predict
 from keras_recdrop.norm_stabilizer import NormStabilizer
 from keras_recdrop.rnn import RNN
+from keras_recdrop.semeniuta import SemeniutaGRU
 from keras_recdrop.semeniuta import SemeniutaGRUCell
+from keras_recdrop.semeniuta import SemeniutaLSTM
 from keras_recdrop.semeniuta import SemeniutaLSTMCell
+from keras_recdrop.weight_drop import WeightDropLSTM
 from keras_recdrop.weight_drop import WeightDropLSTMCell
+from keras_recdrop.zoneout import ZoneoutGRU
 from keras_recdrop.zoneout import ZoneoutGRUCell
+from keras_recdrop.zoneout import ZoneoutLSTM
 from keras_recdrop.zoneout import ZoneoutLSTMCell
 
 __all__ = [
@@ -45,9 +47,11 @@ __all__ = [
     "ZoneoutLSTM",
     "DropoutEmbedding",
     "GRUCellBase",
+    "GRULayerBase",
     "GalGRUCell",
     "GalLSTMCell",
     "LSTMCellBase",
+    "LSTMLayerBase",
     "NormStabilizer",
     "RNN",
     "RegularizedCellBase",

@@ -25,6 +25,14 @@ looked up in every layout that exists, with a fallback:
     rnn_loop_with_lookahead  TensorFlow: `rnn_loop`'s code with its module's
                            `tf` global seen through a proxy / `rnn_loop`
                            itself (Keras's 32 iterations at once)
+    run_rnn_loop           `rnn_loop` (or the above) with the number of
+                           steps passed as Keras's loops expect it
+    RNNLayer               overrides `keras.layers.RNN`'s private
+                           `_maybe_config_dropout_masks` / never called:
+                           Keras's hooks reach every cell (unused masks)
+    disable_xla            sets `supports_jit = False` on a layer
+    calls_in_training      a layer's `call` replaced for a context
+    tf_replica_id          `tf.distribute.get_replica_context()` / None
 
 One public feature of Keras is detected rather than looked up:
 
@@ -60,8 +68,21 @@ Why each is needed:
 * `staging_trace`: to raise a clear error, instead of silently repeating
   noise, when a cell would draw per-step noise from its seed generator
   inside a JAX `lax.scan` of a plain `keras.layers.RNN`.
+* `RNNLayer`: `keras.layers.RNN.call` draws every `DropoutRNNCell`'s masks
+  through a private method; `keras_recdrop.RNN` builds its cells' per-call
+  constants itself (`begin_call`) and must keep Keras from drawing them a
+  second time.
+* `disable_xla`, `calls_in_training`, `tf_replica_id`: a Keras attribute
+  (`supports_jit`) and a layer's `call` set from outside, and TensorFlow's
+  replica context: the package's other writes into Keras objects and its
+  one TensorFlow call besides the stateless random numbers of
+  `_stateless`.
+
+Every other module of the package stays off Keras's private surface and
+imports no backend (`tests/test_compat.py` checks the source).
 """
 
+import contextlib
 import functools
 import importlib
 import inspect
@@ -176,6 +197,140 @@ def rnn_loop_with_lookahead(iterations):
     )
     copy.__kwdefaults__ = loop.__kwdefaults__
     return functools.update_wrapper(copy, loop)
+
+
+def run_rnn_loop(step, inputs, initial_states, *, lookahead=None, **kwargs):
+    """Keras's backend loop over time-major `inputs` (a tensor or a tuple).
+
+    `lookahead`: `None` for Keras's loop as it is, else the number of
+    iterations TensorFlow may run at once (`rnn_loop_with_lookahead`).
+    Passes the number of steps itself: Keras's loops read a missing
+    `input_length` from `inputs.shape[1]`, which for time-major inputs is
+    the batch size (and which a tuple does not have). Where the number of
+    steps is only known when the graph runs (TensorFlow, `Input((None,
+    D))`), it is passed as a one-element list holding the dynamic length:
+    TensorFlow's loop then iterates `reduce_max(input_length)` times and,
+    the list not being a `tf.Tensor`, builds no length mask from it. Other
+    keyword arguments go to the loop (`go_backwards`, `mask`, `unroll`,
+    `zero_output_for_mask`, `return_all_outputs`).
+    """
+    loop = rnn_loop if lookahead is None else rnn_loop_with_lookahead(lookahead)
+    first = keras.tree.flatten(inputs)[0]
+    length = first.shape[0]
+    if length is None:
+        length = [keras.ops.shape(first)[0]]
+    return loop(
+        step,
+        inputs,
+        initial_states,
+        input_length=length,
+        time_major=True,
+        **kwargs,
+    )
+
+
+class RNNLayer(keras.layers.RNN):
+    """`keras.layers.RNN` that leaves some cells out of its mask protocol.
+
+    `keras.layers.RNN.call` draws the masks of every `DropoutRNNCell`
+    before its time loop (`_maybe_config_dropout_masks`, a private method
+    it calls on itself). A subclass that builds the per-call constants of
+    some cells itself (`keras_recdrop.RNN`, with the cells' `begin_call`)
+    says which in `builds_cell_context(cell)`; this override skips those
+    and still serves every other cell, such as a Keras `LSTMCell` with
+    dropout in the same `StackedRNNCells`. Keras's own method finds the
+    input of each cell of a stack by calling the cells before it; that
+    call would reach the package's cells outside any loop, so here a stack
+    is walked with inputs of the right shape instead (a cell's masks
+    depend only on its input's shape).
+
+    Fallback: if Keras stops calling the method, the override is never
+    called and Keras's protocol reaches the package's cells too. Their
+    adapter (`keras_recdrop.keras_protocol`) then draws masks that the
+    layer does not use: the outputs stay right, the random stream
+    advances more.
+    """
+
+    def builds_cell_context(self, cell):
+        return False
+
+    def _maybe_config_dropout_masks(self, cell, input_sequence, input_state):
+        if self.builds_cell_context(cell):
+            return
+        if not isinstance(cell, keras.layers.StackedRNNCells):
+            super()._maybe_config_dropout_masks(
+                cell, input_sequence, input_state
+            )
+            return
+        batch = keras.ops.shape(input_sequence)[0]
+        for inner, state in zip(cell.cells, input_state, strict=True):
+            self._maybe_config_dropout_masks(inner, input_sequence, state)
+            size = getattr(inner, "output_size", None)
+            if size is None:
+                size = keras.tree.flatten(inner.state_size)[0]
+            input_sequence = keras.ops.zeros(
+                (batch, size), dtype=input_sequence.dtype
+            )
+
+
+def disable_xla(layer):
+    """Marks `layer` as not compilable with XLA (`supports_jit = False`).
+
+    What `keras.layers.LSTM` does when it runs a cuDNN kernel on
+    TensorFlow: the model's `jit_compile="auto"` then resolves to `False`.
+    """
+    layer.supports_jit = False
+
+
+def tf_replica_id():
+    """The id of the current `tf.distribute` replica, or `None`.
+
+    `None` unless the backend is TensorFlow and the code runs inside a
+    replica context with more than one replica in sync (the body of
+    `strategy.run`, which is where `fit`, `evaluate` and `predict` call the
+    model under a `MirroredStrategy`). Outside a strategy TensorFlow's
+    default replica context has one replica, and in a cross-replica context
+    there is no replica context: both give `None`. Keras has no
+    backend-neutral way to ask which replica runs the current step; see
+    "Masks across replicas" in docs/scaling.md.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return None
+    return context.replica_id_in_sync_group
+
+
+@contextlib.contextmanager
+def calls_in_training(layers):
+    """While the context lasts, `layers` run as in training.
+
+    Each layer's `call` gets `training=True` whatever it is called with;
+    after the context, its class's `call` again. For Keras's own dropout
+    layers inside `keras_recdrop.mc_predict(keras_dropout=True)`: Keras
+    resolves `training` for a whole model call, and has no per-layer
+    switch. The wrapper is an attribute of the layer instance only, for the
+    duration of the context.
+    """
+
+    def forced(call):
+        def call_in_training(*args, **kwargs):
+            kwargs["training"] = True
+            return call(*args, **kwargs)
+
+        return call_in_training
+
+    layers = list(layers)
+    for layer in layers:
+        layer.call = forced(layer.call)
+    try:
+        yield
+    finally:
+        for layer in layers:
+            del layer.call
 
 
 def keras_rnn_test_file(filename):

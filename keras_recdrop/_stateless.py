@@ -119,6 +119,31 @@ def bits16(shape, seed):
 
 
 def seeds(count, seed):
-    """`count` new seeds derived from `seed`: int32 `(count, 2)`."""
-    words = _words((int(count), 2), seed)
+    """`count` new seeds derived from `seed`: int32 `(count, 2)`.
+
+    `count` may be a scalar tensor on TensorFlow (a sequence length that is
+    only known when the graph runs).
+    """
+    if isinstance(count, int) or keras.backend.backend() != "tensorflow":
+        count = int(count)
+    words = _words((count, 2), seed)
     return ops.cast(ops.right_shift(words, 1), "int32")
+
+
+def fold_in(seed, value):
+    """A new seed `(2,)` from `seed` and an integer `value` (a tensor).
+
+    Only needed on TensorFlow (the `tf.distribute` replica id folded into
+    the seeds of a replica's draws; see `keras_recdrop.noise`):
+    `tf.random.experimental.stateless_fold_in`, int64.
+    """
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise NotImplementedError(
+            f"fold_in is only used on TensorFlow, not on {backend}."
+        )
+    import tensorflow as tf
+
+    return tf.random.experimental.stateless_fold_in(
+        tf.cast(seed, "int64"), tf.cast(value, "int64")
+    )

@@ -17,20 +17,8 @@ import warnings
 import keras
 
 from keras_recdrop import _compat
-from keras_recdrop import layers as layers_lib
+from keras_recdrop import registry
 from keras_recdrop.rnn import RNN
-
-LSTM_LAYERS = {
-    "gal": layers_lib.GalLSTM,
-    "semeniuta": layers_lib.SemeniutaLSTM,
-    "weight_drop": layers_lib.WeightDropLSTM,
-    "zoneout": layers_lib.ZoneoutLSTM,
-}
-GRU_LAYERS = {
-    "gal": layers_lib.GalGRU,
-    "semeniuta": layers_lib.SemeniutaGRU,
-    "zoneout": layers_lib.ZoneoutGRU,
-}
 
 
 class _Target:
@@ -311,8 +299,22 @@ def convert(model, lstm="gal", gru="gal", *, lstm_kwargs=None, gru_kwargs=None):
     True
     """
     converter = _Converter(
-        _Target("lstm", lstm, LSTM_LAYERS, "LSTM", "lstm_kwargs", lstm_kwargs),
-        _Target("gru", gru, GRU_LAYERS, "GRU", "gru_kwargs", gru_kwargs),
+        _Target(
+            "lstm",
+            lstm,
+            registry.conversion_targets("LSTM"),
+            "LSTM",
+            "lstm_kwargs",
+            lstm_kwargs,
+        ),
+        _Target(
+            "gru",
+            gru,
+            registry.conversion_targets("GRU"),
+            "GRU",
+            "gru_kwargs",
+            gru_kwargs,
+        ),
     )
     if isinstance(model, keras.Sequential) or _compat.is_functional(model):
         new = keras.models.clone_model(

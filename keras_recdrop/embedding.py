@@ -6,6 +6,7 @@ from keras import ops
 from keras_recdrop import _validation
 from keras_recdrop import noise
 from keras_recdrop import noise_mode
+from keras_recdrop import registry
 from keras_recdrop.random_state import SavesRandomState
 
 
@@ -104,10 +105,12 @@ class DropoutEmbedding(SavesRandomState, keras.layers.Embedding):
             "int64",
         ):
             ids = ops.cast(ids, "int32")
-        # Only the shape `(input_dim,)` of `like` is used.
-        like = ops.zeros((self.input_dim,), dtype=outputs.dtype)
         row_mask = noise.draw_masks(
-            1, like, self.embeddings_dropout, self.seed_generator
+            1,
+            (self.input_dim,),
+            self.embeddings_dropout,
+            self.seed_generator,
+            outputs.dtype,
         )[0]
         token_mask = ops.take(row_mask, ids, axis=0)
         return outputs * ops.expand_dims(token_mask, axis=-1)
@@ -139,3 +142,18 @@ class DropoutEmbedding(SavesRandomState, keras.layers.Embedding):
             }
         )
         return config
+
+
+def _word_types_are_dropped(layer):
+    return layer.embeddings_dropout > 0
+
+
+registry.register(
+    registry.Regularizer(
+        name="embedding_dropout",
+        layers=(DropoutEmbedding,),
+        # One word-type mask per call, for the whole batch.
+        shares_noise_across_batch=_word_types_are_dropped,
+        draws_noise=_word_types_are_dropped,
+    )
+)

@@ -2,7 +2,11 @@
 
 import keras
 
+from keras_recdrop import registry
 from keras_recdrop.gru_core import GRUCellBase
+from keras_recdrop.layer_base import GRULayerBase
+from keras_recdrop.layer_base import LSTMLayerBase
+from keras_recdrop.layer_base import arguments
 from keras_recdrop.lstm_core import LSTMCellBase
 
 
@@ -118,3 +122,159 @@ class GalGRUCell(GRUCellBase):
     >>> tuple(rnn(x, training=True).shape)
     (8, 4)
     """
+
+
+@keras.saving.register_keras_serializable(package="keras_recdrop")
+class GalLSTM(LSTMLayerBase):
+    """`keras.layers.LSTM` with Gal & Ghahramani's variational dropout.
+
+    A drop-in replacement for `keras.layers.LSTM`: the same arguments in
+    the same order, weights and state, over a `GalLSTMCell`. Dropout masks
+    are drawn once per sequence, per gate (as Keras's `implementation=1`
+    draws them) in both implementation modes, and recurrent dropout does
+    not force the split mode. See `GalLSTMCell` for the equations.
+
+    Args:
+        dropout: Float in `[0, 1)`. Input dropout: one mask per sequence,
+            per gate unless `dropout_masks="shared"`.
+        recurrent_dropout: Float in `[0, 1)`. Dropout of `h_{t-1}`: one
+            mask per sequence, per gate unless `dropout_masks="shared"`.
+        Other arguments: those of `keras.layers.LSTM`, in its order, then
+            `dropout_masks`, and the keyword-only `tied_masks`,
+            `implementation` and `stateful_masks`: see `LSTMLayerBase`.
+
+    Call arguments:
+        sequences: A 3D tensor `(batch, timesteps, features)`.
+        initial_state: Optional list of initial state tensors.
+        mask: Optional boolean tensor `(batch, timesteps)`.
+        training: Python boolean; noise only in training.
+
+    Example:
+
+    >>> import numpy as np, keras_recdrop
+    >>> x = np.random.random((4, 6, 3)).astype("float32")
+    >>> layer = keras_recdrop.GalLSTM(
+    ...     5, dropout=0.2, recurrent_dropout=0.25, return_sequences=True)
+    >>> tuple(layer(x, training=True).shape)
+    (4, 6, 5)
+    """
+
+    cell_class = GalLSTMCell
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        use_cudnn="auto",
+        dropout_masks="per_gate",
+        *,
+        tied_masks=None,
+        implementation=2,
+        stateful_masks=False,
+        **kwargs,
+    ):
+        super().__init__(**arguments(locals()))
+
+
+@keras.saving.register_keras_serializable(package="keras_recdrop")
+class GalGRU(GRULayerBase):
+    """`keras.layers.GRU` with Gal & Ghahramani's variational dropout.
+
+    A drop-in replacement for `keras.layers.GRU`: the same arguments in
+    the same order, weights and state, over a `GalGRUCell`; per-gate masks
+    drawn once per sequence in both implementation modes. See `GalGRUCell`
+    for the equations.
+
+    Args:
+        dropout: Float in `[0, 1)`. Input dropout: one mask per sequence,
+            per gate unless `dropout_masks="shared"`.
+        recurrent_dropout: Float in `[0, 1)`. Dropout of `h_{t-1}`: one
+            mask per sequence, per gate unless `dropout_masks="shared"`.
+        Other arguments: those of `keras.layers.GRU`, in its order, then
+            `dropout_masks`, and the keyword-only `tied_masks`,
+            `implementation` and `stateful_masks`: see `GRULayerBase`.
+
+    Call arguments:
+        sequences: A 3D tensor `(batch, timesteps, features)`.
+        initial_state: Optional list of initial state tensors.
+        mask: Optional boolean tensor `(batch, timesteps)`.
+        training: Python boolean; noise only in training.
+
+    Example:
+
+    >>> import numpy as np, keras_recdrop
+    >>> x = np.random.random((4, 6, 3)).astype("float32")
+    >>> layer = keras_recdrop.GalGRU(
+    ...     5, dropout=0.2, recurrent_dropout=0.25, return_sequences=True)
+    >>> tuple(layer(x, training=True).shape)
+    (4, 6, 5)
+    """
+
+    cell_class = GalGRUCell
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        reset_after=True,
+        use_cudnn="auto",
+        dropout_masks="per_gate",
+        *,
+        tied_masks=None,
+        implementation=2,
+        stateful_masks=False,
+        **kwargs,
+    ):
+        super().__init__(**arguments(locals()))
+
+
+registry.register(
+    registry.Regularizer(
+        name="gal",
+        cells=(GalLSTMCell, GalGRUCell),
+        layers=(GalLSTM, GalGRU),
+        converts={"LSTM": GalLSTM, "GRU": GalGRU},
+        draws_noise=registry.cell_draws_noise,
+    )
+)

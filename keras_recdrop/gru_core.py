@@ -21,9 +21,8 @@ from keras import ops
 
 from keras_recdrop import _compat
 from keras_recdrop import _validation
-from keras_recdrop import noise_mode
+from keras_recdrop import products
 from keras_recdrop.cell_base import RegularizedCellBase
-from keras_recdrop.cell_base import gate_products
 
 
 class GRUCellBase(RegularizedCellBase):
@@ -64,41 +63,43 @@ class GRUCellBase(RegularizedCellBase):
             return self.bias, None
         return self.bias[0], self.bias[1]
 
-    def _input_projection(self, inputs, input_masks, training):
+    def project_inputs(self, inputs, context):
         """`(x_t * m^x_k) W_k + b^x_k` of the three gates: `(..., 3 * units)`.
 
-        It depends on neither `h` nor `c`, so `inputs` may be one step
+        It depends on no state, so `inputs` may be one step
         `(batch, features)` or all steps `(timesteps, batch, features)`.
         """
-        z = self._products(inputs, "kernel", input_masks, training, fused=True)
+        z = self._products(
+            inputs, "kernel", context.input_masks, context, fused=True
+        )
         input_bias, _ = self._biases()
         return z if input_bias is None else z + input_bias
 
-    def _step(self, x_projection, states, training, step_seed=None):
+    def step(self, projection, states, context):
         """One step from the input projection and the previous `h`."""
         nested = isinstance(states, (list, tuple))
         h_tm1 = states[0] if nested else states
-        recurrent_masks = self._recurrent_masks(h_tm1) if training else None
         state_masks = (
-            recurrent_masks if self.recurrent_masks_multiply_state else None
+            context.recurrent_masks
+            if self.recurrent_masks_multiply_state
+            else None
         )
-        noise = self._current_step_noise(h_tm1, training, step_seed)
         _, recurrent_bias = self._biases()
-        x_z, x_r, x_h = ops.split(x_projection, 3, axis=-1)
+        x_z, x_r, x_h = ops.split(projection, 3, axis=-1)
         if self.reset_after:
             u_z, u_r, u_h = self._products(
-                h_tm1, "recurrent_kernel", state_masks, training, fused=False
+                h_tm1, "recurrent_kernel", state_masks, context, fused=False
             )
             if recurrent_bias is not None:
                 c_z, c_r, c_h = ops.split(recurrent_bias, 3, axis=0)
                 u_z, u_r, u_h = u_z + c_z, u_r + c_r, u_h + c_h
         else:
             # The z and r products come first; the h product needs r.
-            blocks = self._weight_blocks("recurrent_kernel", training)
+            blocks = context.weight_blocks("recurrent_kernel")
             zr_masks = state_masks
             if state_masks is not None and len(state_masks) == 3:
                 zr_masks = state_masks[:2]
-            u_z, u_r = gate_products(h_tm1, blocks[:2], zr_masks)
+            u_z, u_r = products.gate_products(h_tm1, blocks[:2], zr_masks)
         z = self.recurrent_activation(x_z + u_z)
         r = self.recurrent_activation(x_r + u_r)
         if self.reset_after:
@@ -106,36 +107,23 @@ class GRUCellBase(RegularizedCellBase):
         else:
             # `(r * (h * m)) U_h = ((r * h) * m) U_h`: masked products of
             # `r * h`, which the gradient keeps anyway, not of `h * m`.
-            u_h = gate_products(
+            u_h = products.gate_products(
                 r * h_tm1,
                 blocks[2:],
                 None if state_masks is None else state_masks[-1:],
                 fused=True,
             )
             candidate = self.activation(x_h + u_h)
-        update = self._transform_candidate_update(
-            (1 - z) * candidate, recurrent_masks, noise, training
-        )
+        update = self._transform_candidate_update((1 - z) * candidate, context)
         h_new = z * h_tm1 + update
-        h = self._select_next_state(
-            {"h": h_tm1}, {"h": h_new}, noise, training
-        )["h"]
+        h = self._select_next_state({"h": h_tm1}, {"h": h_new}, context)["h"]
         return h, ([h] if nested else h)
 
-    def call(self, inputs, states, training=False, step_seed=None):
-        training = noise_mode.active(training)
-        input_masks = self.get_dropout_mask(inputs) if training else None
-        return self._step(
-            self._input_projection(inputs, input_masks, training),
-            states,
-            training,
-            step_seed,
-        )
-
-    def _fused_loop(self, sequences, initial_state, mask, training, **kwargs):
+    def fused_call(self, sequences, initial_state, mask, context, **options):
         """The backend's fused GRU (cuDNN; PyTorch's CPU fallback).
 
-        Raises `NotImplementedError` where the backend has none.
+        Raises `NotImplementedError` where the backend has none. `options`
+        are the loop's (`return_sequences`, `go_backwards`, `unroll`).
         """
         if isinstance(initial_state, (list, tuple)):
             initial_state = initial_state[0]
@@ -143,13 +131,13 @@ class GRUCellBase(RegularizedCellBase):
             sequences,
             initial_state,
             mask,
-            kernel=self._weight("kernel", training),
-            recurrent_kernel=self._weight("recurrent_kernel", training),
+            kernel=context.weight("kernel"),
+            recurrent_kernel=context.weight("recurrent_kernel"),
             bias=self.bias,
             activation=self.activation,
             recurrent_activation=self.recurrent_activation,
             reset_after=self.reset_after,
-            **kwargs,
+            **options,
         )
 
     def get_config(self):

@@ -15,10 +15,11 @@ masks, or one shared with `tied_masks=True`); the two functions are the
 regularizers' hooks (see `cell_base`). Both `implementation` modes compute
 this same function with the same masks: mode 1 with one product per gate,
 mode 2 with one product where the masks allow it, so recurrent dropout
-never forces mode 1. A step is split in two: the input projection
-`(x_t * m^x_k) W_k + b_k`, which depends on neither `h` nor `c`
-(`keras_recdrop.RNN` computes it for all steps at once on PyTorch), and the
-rest (`_step`).
+never forces mode 1. A step is split in two (the contract of `cell_base`):
+the input projection `(x_t * m^x_k) W_k + b_k` (`project_inputs`), which
+depends on neither `h` nor `c` (`keras_recdrop.RNN` computes it for all
+steps at once on PyTorch), and the rest (`step`). The masks and weights of
+a call come in its `CellContext`.
 """
 
 from keras import initializers
@@ -26,7 +27,6 @@ from keras import ops
 
 from keras_recdrop import _compat
 from keras_recdrop import _validation
-from keras_recdrop import noise_mode
 from keras_recdrop.cell_base import RegularizedCellBase
 
 
@@ -78,67 +78,58 @@ class LSTMCellBase(RegularizedCellBase):
             constraint=self.bias_constraint,
         )
 
-    def _input_projection(self, inputs, input_masks, training):
+    def project_inputs(self, inputs, context):
         """`(x_t * m^x_k) W_k + b_k` of the four gates: `(..., 4 * units)`.
 
         It depends on neither `h` nor `c`, so `inputs` may be one step
         `(batch, features)` or all steps `(timesteps, batch, features)`.
         """
-        z = self._products(inputs, "kernel", input_masks, training, fused=True)
+        z = self._products(
+            inputs, "kernel", context.input_masks, context, fused=True
+        )
         return z if self.bias is None else z + self.bias
 
-    def _step(self, x_projection, states, training, step_seed=None):
+    def step(self, projection, states, context):
         """One step from the input projection and the previous `[h, c]`."""
         h_tm1, c_tm1 = states[0], states[1]
-        recurrent_masks = self._recurrent_masks(h_tm1) if training else None
-        noise = self._current_step_noise(h_tm1, training, step_seed)
         state_masks = (
-            recurrent_masks if self.recurrent_masks_multiply_state else None
+            context.recurrent_masks
+            if self.recurrent_masks_multiply_state
+            else None
         )
-        z = x_projection + self._products(
-            h_tm1, "recurrent_kernel", state_masks, training, fused=True
+        z = projection + self._products(
+            h_tm1, "recurrent_kernel", state_masks, context, fused=True
         )
         z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
         i = self.recurrent_activation(z_i)
         f = self.recurrent_activation(z_f)
         g = self.activation(z_c)
         o = self.recurrent_activation(z_o)
-        update = self._transform_candidate_update(
-            i * g, recurrent_masks, noise, training
-        )
+        update = self._transform_candidate_update(i * g, context)
         c_new = f * c_tm1 + update
         h_new = o * self.activation(c_new)
         state = self._select_next_state(
-            {"h": h_tm1, "c": c_tm1}, {"h": h_new, "c": c_new}, noise, training
+            {"h": h_tm1, "c": c_tm1}, {"h": h_new, "c": c_new}, context
         )
         return state["h"], [state["h"], state["c"]]
 
-    def call(self, inputs, states, training=False, step_seed=None):
-        training = noise_mode.active(training)
-        input_masks = self.get_dropout_mask(inputs) if training else None
-        return self._step(
-            self._input_projection(inputs, input_masks, training),
-            states,
-            training,
-            step_seed,
-        )
-
-    def _fused_loop(self, sequences, initial_state, mask, training, **kwargs):
+    def fused_call(self, sequences, initial_state, mask, context, **options):
         """The backend's fused LSTM (cuDNN; PyTorch's CPU fallback).
 
-        Raises `NotImplementedError` where the backend has none.
+        Raises `NotImplementedError` where the backend has none. `options`
+        are the loop's (`return_sequences`, `go_backwards`, `unroll`).
         """
         return _compat.fused_lstm(
             sequences,
             initial_state[0],
             initial_state[1],
             mask,
-            kernel=self._weight("kernel", training),
-            recurrent_kernel=self._weight("recurrent_kernel", training),
+            kernel=context.weight("kernel"),
+            recurrent_kernel=context.weight("recurrent_kernel"),
             bias=self.bias,
             activation=self.activation,
             recurrent_activation=self.recurrent_activation,
-            **kwargs,
+            **options,
         )
 
     def get_config(self):

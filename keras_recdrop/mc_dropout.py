@@ -21,8 +21,8 @@ import numpy as np
 from keras_recdrop import _compat
 from keras_recdrop import _validation
 from keras_recdrop import noise_mode
-from keras_recdrop.embedding import DropoutEmbedding
-from keras_recdrop.weight_drop import WeightDropLSTMCell
+from keras_recdrop import registry
+from keras_recdrop.random_state import SavesRandomState
 
 # Keras's dropout layers (SpatialDropout1D/2D/3D subclass Dropout).
 KERAS_DROPOUT_LAYERS = (
@@ -38,57 +38,40 @@ def shares_noise_across_batch(layer, keras_dropout=False):
     Tiled copies of a row in one call would then see the same noise, so
     `mc_predict` runs such a model one sample per call.
     """
-    if isinstance(layer, WeightDropLSTMCell):
-        return layer.weight_dropout > 0
-    if isinstance(layer, DropoutEmbedding):
-        return layer.embeddings_dropout > 0
+    if registry.shares_noise_across_batch(layer):
+        return True
     if keras_dropout and isinstance(layer, keras.layers.Dropout):
         shape = layer.noise_shape
         return shape is not None and shape[0] == 1
     return False
 
 
-@contextlib.contextmanager
-def _keras_dropout_in_training(layers):
-    """Keras's dropout layers run as in training while the context lasts."""
+def _random_streams(layers, dropout_layers):
+    """The seed generators that a Monte Carlo pass draws from.
 
-    def forced(call):
-        def call_in_training(*args, **kwargs):
-            kwargs["training"] = True
-            return call(*args, **kwargs)
-
-        return call_in_training
-
-    for layer in layers:
-        layer.call = forced(layer.call)
-    try:
-        yield
-    finally:
-        for layer in layers:
-            del layer.call
-
-
-@contextlib.contextmanager
-def _reseeded(model, seed):
-    """Seeds every random stream of `model` from `seed`, restores them after.
-
-    The streams are the states of the model's `SeedGenerator`s: the
-    variables that are not weights (`Layer.variables` extends `weights`
-    with exactly these), each a pair of integers. Each gets its own seed
-    from `seed`. Yields a function that tells whether any stream has drawn
-    since.
+    Those of the package's layers and cells (`SavesRandomState` lists
+    them), and of Keras's dropout layers when they are on; each once.
     """
-    weights = {id(w) for w in model.weights}
-    states = []
-    for variable in model.variables:
-        dtype = keras.backend.standardize_dtype(variable.dtype)
-        if (
-            id(variable) not in weights
-            and tuple(variable.shape) == (2,)
-            and "int" in dtype
-            and all(variable is not s for s in states)
-        ):
-            states.append(variable)
+    generators = []
+    for layer in layers:
+        if isinstance(layer, SavesRandomState):
+            generators += layer._random_state_generators()
+    generators += [layer.seed_generator for layer in dropout_layers]
+    unique = []
+    for generator in generators:
+        if all(generator is not g for g in unique):
+            unique.append(generator)
+    return unique
+
+
+@contextlib.contextmanager
+def _reseeded(generators, seed):
+    """Seeds every generator from `seed`, restores their states after.
+
+    Each generator gets its own seed from `seed`. Yields a function that
+    tells whether any of them has drawn since.
+    """
+    states = [generator.state for generator in generators]
     saved = [_numpy(s.value).copy() for s in states]
     streams = np.random.SeedSequence(seed).generate_state(len(states))
     seeded = [
@@ -254,12 +237,14 @@ def mc_predict(
     different weight masks within one sample; each row's samples are
     independent either way.
 
-    If the first forward pass draws no random number (no layer has noise,
-    or every rate is 0), the model is deterministic: the other passes are
-    skipped, every sample equals that pass and `std` is exactly 0.
+    If the first forward pass draws nothing from the random streams of the
+    package's layers (and of Keras's dropout layers with
+    `keras_dropout=True`), because no layer has noise or every rate is 0,
+    the model is deterministic: the other passes are skipped, every sample
+    equals that pass and `std` is exactly 0.
 
-    With a `seed`, the same arguments give the same result; the model's
-    own random streams (its seed generators) are restored afterwards, so
+    With a `seed`, the same arguments give the same result; those random
+    streams (the layers' seed generators) are restored afterwards, so
     `mc_predict` does not change what later training calls draw.
 
     Args:
@@ -329,9 +314,9 @@ def mc_predict(
     old_predict_function = model.predict_function
     try:
         with (
-            _reseeded(model, seed) as drew,
+            _reseeded(_random_streams(layers, dropout_layers), seed) as drew,
             noise_mode.monte_carlo(),
-            _keras_dropout_in_training(dropout_layers),
+            _compat.calls_in_training(dropout_layers),
         ):
             # Traced anew inside the context (the cached one never draws).
             model.make_predict_function(force=True)

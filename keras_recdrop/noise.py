@@ -4,10 +4,10 @@ Two kinds of noise exist in recurrent regularizers:
 
 * **Per-sequence masks** (Gal & Ghahramani's input and recurrent masks,
   Semeniuta's `per_step=False` candidate mask, DropConnect weight masks):
-  drawn once per layer call, before the time loop, then reused at every step.
-  `keras.layers.RNN` already calls the cell's `get_dropout_mask` /
-  `get_recurrent_dropout_mask` before its loop; the cells draw these masks
-  there with `draw_masks`.
+  drawn once per layer call, before the time loop, then reused at every step:
+  the cells draw them with `draw_masks` (DropConnect's with
+  `draw_keep_decisions`) in `begin_call`, which a layer calls before its
+  loop.
 * **Per-step noise** (zoneout's keep-the-previous-value decisions and
   Semeniuta's `per_step=True` candidate masks): fresh at every step. A draw
   from a `SeedGenerator` inside the loop updates random state inside
@@ -46,30 +46,6 @@ from keras_recdrop import _gradient
 from keras_recdrop import _stateless
 
 
-def _tf_replica_id():
-    """The id of the current `tf.distribute` replica, or `None`.
-
-    `None` unless the backend is TensorFlow and the code runs inside a
-    replica context with more than one replica in sync (the body of
-    `strategy.run`, which is where `fit`, `evaluate` and `predict` call the
-    model under a `MirroredStrategy`). Outside a strategy TensorFlow's
-    default replica context has one replica, and in a cross-replica context
-    there is no replica context: both give `None`.
-    """
-    if keras.backend.backend() != "tensorflow":
-        return None
-    # The one backend import of the package's core, and a lazy one: only on
-    # the TensorFlow backend, where `tensorflow` is already imported by
-    # Keras. Keras has no backend-neutral way to ask which replica runs the
-    # current step; see "Masks across replicas" in docs/scaling.md.
-    import tensorflow as tf
-
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return None
-    return context.replica_id_in_sync_group
-
-
 class StatelessSeed(collections.namedtuple("StatelessSeed", ["seed"])):
     """A stateless seed: an integer tensor `(2,)`.
 
@@ -93,14 +69,10 @@ def _next_seed(seed_generator):
     reproduces them all.
     """
     seed = seed_generator.next()
-    replica = _tf_replica_id()
+    replica = _compat.tf_replica_id()
     if replica is None:
         return seed
-    import tensorflow as tf
-
-    return tf.random.experimental.stateless_fold_in(
-        tf.cast(seed, "int64"), tf.cast(replica, "int64")
-    )
+    return _stateless.fold_in(seed, replica)
 
 
 def draw_step_seeds(seed_generator, timesteps):
@@ -137,33 +109,34 @@ def inverted_dropout_scale(rate):
     return 1.0 / (1.0 - rate)
 
 
-def draw_masks(count, like, rate, seed, dtype=None):
-    """Draws `count` independent inverted-dropout masks shaped like `like`.
+def draw_masks(count, shape, rate, seed, dtype):
+    """Draws `count` independent inverted-dropout masks of shape `shape`.
 
-    Returns a tuple of `count` tensors shaped like `like` whose entries are
-    exactly `0` (probability `rate`) or `1 / (1 - rate)`, in `dtype`
-    (default: `like.dtype`). All masks come from a single random call; they
-    are separate tensors so that a time loop reads each as a loop constant
-    (rule 2 of "Loop constants" in docs/design.md).
+    Returns a tuple of `count` tensors of shape `shape` whose entries are
+    exactly `0` (probability `rate`) or `1 / (1 - rate)`, in `dtype`. All
+    masks come from a single random call; they are separate tensors so
+    that a time loop reads each as a loop constant (rule 2 of "Loop
+    constants" in docs/design.md).
 
     Args:
         count: Number of masks (1 for a tied mask, 4 for per-gate LSTM
             masks, 3 for GRU).
-        like: A tensor whose (dynamic) shape the masks take.
+        shape: The shape of a mask, e.g. `(batch, features)`; entries may
+            be scalar tensors (a batch size known only at run time).
         rate: Drop probability in `[0, 1)`.
-        seed: A `keras.random.SeedGenerator` (or an int).
+        seed: A `keras.random.SeedGenerator`, a `StatelessSeed` (or an
+            int).
         dtype: Dtype of the masks.
     """
-    dtype = dtype or like.dtype
-    shape = (count,) + tuple(ops.shape(like))
+    shape = (count,) + tuple(shape)
     keep = _uniform(shape, seed) >= rate
     scale = ops.cast(inverted_dropout_scale(rate), dtype)
     masks = ops.cast(keep, dtype) * scale
     return tuple(masks[k] for k in range(count))
 
 
-def draw_keep_decisions(count, like, rate, seed):
-    """Boolean keep decisions shaped like `like`, from 16-bit integers.
+def draw_keep_decisions(count, shape, rate, seed):
+    """Boolean keep decisions of shape `shape`, from 16-bit integers.
 
     `count` tensors, each entry `True` (kept) with probability `1 - rate`
     quantized to a multiple of 2^-16, as per-step decisions are
@@ -174,7 +147,7 @@ def draw_keep_decisions(count, like, rate, seed):
     step's other buffers are live (measured: `benchmarks/memory.py`, JAX,
     U=1024: 16 MiB less).
     """
-    shape = (count,) + tuple(ops.shape(like))
+    shape = (count,) + tuple(shape)
     if isinstance(seed, keras.random.SeedGenerator):
         seed = StatelessSeed(_next_seed(seed))
     keep = _bits16(shape, seed) >= round(rate * BERNOULLI_RESOLUTION)
@@ -225,15 +198,9 @@ def derive_seeds(seed, count):
     Reads no random state. Inside a multi-replica `tf.distribute` context
     the replica id is folded in, as in `draw_step_seeds`.
     """
-    replica = _tf_replica_id()
+    replica = _compat.tf_replica_id()
     if replica is not None:
-        import tensorflow as tf
-
-        seed = StatelessSeed(
-            tf.random.experimental.stateless_fold_in(
-                tf.cast(seed.seed, "int64"), tf.cast(replica, "int64")
-            )
-        )
+        seed = StatelessSeed(_stateless.fold_in(seed.seed, replica))
     return _stateless.seeds(count, seed.seed)
 
 

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_recdrop import _validation
+from keras_recdrop import registry
 
 
 def _safe_norm(x):
@@ -107,3 +108,9 @@ class NormStabilizer(keras.layers.Layer):
         config = super().get_config()
         config.update({"beta": self.beta})
         return config
+
+
+# A penalty on the loss, no noise.
+registry.register(
+    registry.Regularizer(name="norm_stabilizer", layers=(NormStabilizer,))
+)

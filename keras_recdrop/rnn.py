@@ -6,6 +6,7 @@ from keras import tree
 
 from keras_recdrop import _compat
 from keras_recdrop import _validation
+from keras_recdrop import loops
 from keras_recdrop import noise as noise_lib
 from keras_recdrop import noise_mode
 from keras_recdrop.cell_base import RegularizedCellBase
@@ -18,9 +19,6 @@ def _iter_cells(cell):
     for inner in getattr(cell, "cells", ()) or ():
         yield from _iter_cells(inner)
 
-
-# Steps whose per-step noise the PyTorch loop draws at once.
-_NOISE_CHUNK = 64
 
 # TensorFlow, in training: how many iterations the `while_loop`, and so its
 # gradient, runs at once (Keras's loop: 32). The backward iterations of a
@@ -68,7 +66,7 @@ def _package_cells(cell):
 
 
 @keras.saving.register_keras_serializable(package="keras_recdrop")
-class RNN(SavesRandomState, keras.layers.RNN):
+class RNN(SavesRandomState, _compat.RNNLayer):
     """`keras.layers.RNN` that gives every time step a stateless noise seed.
 
     Same arguments and behaviour as `keras.layers.RNN`, plus
@@ -222,61 +220,48 @@ class RNN(SavesRandomState, keras.layers.RNN):
             # The next sequence gets new masks.
             self.mask_seed_generator.next()
 
-    def _hold_masks(self):
-        """Gives every package cell the stateless seeds of its held masks."""
-        cells = _package_cells(self.cell)
+    def builds_cell_context(self, cell):
+        # The package's cells get their per-call constants from
+        # `begin_call` in `inner_loop`, not from Keras's mask hooks.
+        return isinstance(cell, RegularizedCellBase)
+
+    def _held_mask_seeds(self, cells):
+        """`[{purpose: StatelessSeed}]` of the held masks, one per cell.
+
+        Derived from the state of `mask_seed_generator`, which only
+        `reset_state()` advances: the same seeds at every call of one
+        sequence.
+        """
         purposes = RegularizedCellBase.MASK_PURPOSES
         seeds = noise_lib.derive_seeds(
             noise_lib.StatelessSeed(self.mask_seed_generator.state.value),
             len(cells) * len(purposes),
         )
-        for index, cell in enumerate(cells):
-            cell._held_mask_seeds = {
+        return [
+            {
                 purpose: noise_lib.StatelessSeed(
                     seeds[index * len(purposes) + k]
                 )
                 for k, purpose in enumerate(purposes)
             }
-
-    def call(self, sequences, initial_state=None, mask=None, training=False):
-        # `keras.layers.RNN.call` draws the cells' per-sequence masks before
-        # its loop whether or not the call trains; remember the mode so that
-        # `_maybe_config_dropout_masks` draws nothing at inference (no
-        # random op, no seed advance in an inference graph). Inside
-        # `noise_mode.monte_carlo()` an inference call draws noise too. The
-        # cells still get the call's own `training` (they consult the switch
-        # themselves), never a forced `True`: Keras 3.16 shares a `training`
-        # passed to a sub-layer with every later layer of the model call.
-        self._training_call = noise_mode.active(training)
-        if self.stateful_masks and training:
-            self._hold_masks()
-        try:
-            return super().call(
-                sequences,
-                initial_state=initial_state,
-                mask=mask,
-                training=training,
-            )
-        finally:
-            self._training_call = None
-            # Also after an error: masks and weights derived for this call
-            # must not leak into the next one.
-            for cell in _package_cells(self.cell):
-                cell.reset_dropout_mask()
-                cell.reset_recurrent_dropout_mask()
-                cell._held_mask_seeds = None
-
-    def _maybe_config_dropout_masks(self, cell, input_sequence, input_state):
-        if getattr(self, "_training_call", None) is False:
-            return
-        super()._maybe_config_dropout_masks(cell, input_sequence, input_state)
+            for index in range(len(cells))
+        ]
 
     def get_config(self):
         return {**super().get_config(), "stateful_masks": self.stateful_masks}
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
-        # `noise_on` decides the noise; `training` is what the cells'
-        # `__call__` gets (see `call`).
+        """Builds the call's cell contexts and step seeds, runs a loop.
+
+        The policy of a call, in order: every cell of the package gets its
+        `CellContext` (`begin_call`: masks drawn only when the call draws
+        noise, i.e. in training or inside `noise_mode.monte_carlo()`); one
+        cell whose call computes a plain LSTM/GRU runs the fused kernel
+        where it is the fast path (`_fused_kernel_is_fast`); each cell with
+        per-step noise gets a table of step seeds, one random call; then
+        the PyTorch loop (one cell on PyTorch) or Keras's backend loop runs
+        (`keras_recdrop.loops`).
+        """
         noise_on = noise_mode.active(training)
         training = bool(training)
         if tree.is_nested(mask):
@@ -284,32 +269,40 @@ class RNN(SavesRandomState, keras.layers.RNN):
         if not tree.is_nested(initial_state):
             initial_state = [initial_state]
         cell = self.cell
-        for c in _package_cells(cell):
-            if c._loop_weight("kernel", noise_on) is None:
-                c._prepare_loop_weights(noise_on)
+        cells = _package_cells(cell)
+        held = [None] * len(cells)
+        if self.stateful_masks and training:
+            held = self._held_mask_seeds(cells)
+        # `(cell, CellContext)` for every cell of the package (pairs, not a
+        # dict keyed by cells: graph compilers trace a tuple plainly).
+        contexts = tuple(
+            (c, c.begin_call(sequences, noise_on, seeds))
+            for c, seeds in zip(cells, held, strict=True)
+        )
         single = isinstance(cell, RegularizedCellBase)
         if (
             single
             and self.use_cudnn in ("auto", True)
-            and cell.computes_plain_rnn(noise_on)
+            and contexts[0][1].plain
             and (
                 self.use_cudnn is True
                 or _fused_kernel_is_fast(sequences, noise_on)
             )
         ):
             try:
-                out = cell._fused_loop(
+                out = loops.fused_loop(
+                    cell,
+                    contexts[0][1],
                     sequences,
                     initial_state,
                     mask,
-                    noise_on,
-                    return_sequences=self.return_sequences,
                     go_backwards=self.go_backwards,
                     unroll=self.unroll,
+                    return_sequences=self.return_sequences,
                 )
                 if keras.backend.backend() == "tensorflow":
                     # cuDNN's kernels are not XLA-compatible.
-                    self.supports_jit = False
+                    _compat.disable_xla(self)
                 return out
             except NotImplementedError:
                 pass
@@ -320,154 +313,46 @@ class RNN(SavesRandomState, keras.layers.RNN):
                 "needs a GPU, and a call without active noise). Pass "
                 "use_cudnn='auto' to fall back to the cell loop."
             )
-
         timesteps = sequences.shape[1]
-        noisy = [c for c in _package_cells(cell) if c.step_noise_spec(noise_on)]
         if timesteps is None:
-            # A dynamic length (only possible on TensorFlow and PyTorch,
-            # whose loops draw per-step noise correctly inside the loop).
-            noisy = []
-        # A table of `T` stateless seeds per noisy cell, drawn with one
-        # random call before the loop; each step draws its own noise from
-        # its row. `(T, 1, 2)`: TensorFlow's loop takes only inputs of rank
-        # >= 3.
+            # Known only when the graph runs (TensorFlow, `Input((None,
+            # D))`): the seed table takes the dynamic length.
+            timesteps = ops.shape(sequences)[1]
+        # A table of `T` stateless seeds per cell with per-step noise, drawn
+        # with one random call before the loop; each step draws its own
+        # noise from its row.
         step_seeds = tuple(
-            ops.expand_dims(
-                noise_lib.draw_step_seeds(c.seed_generator, timesteps), 1
-            )
-            for c in noisy
+            (c, noise_lib.draw_step_seeds(c.seed_generator, timesteps))
+            for c, context in contexts
+            if context.noise_spec
         )
-        try:
-            if single and keras.backend.backend() == "torch":
-                return self._eager_loop(
-                    sequences, initial_state, mask, noise_on, step_seeds
-                )
-            if not noisy and not _limits_lookahead(training):
-                return super().inner_loop(
-                    sequences, initial_state, mask, training=training
-                )
-            return self._scanned_loop(
-                sequences, initial_state, mask, training, noisy, step_seeds
-            )
-        finally:
-            for c in noisy:
-                c._step_seed = None
-                c._step_noise = None
-
-    def _scanned_loop(
-        self, sequences, initial_state, mask, training, noisy, step_seeds
-    ):
-        """Keras's backend loop, with the step seeds scanned in as an input.
-
-        Also the loop of a TensorFlow training call without per-step noise,
-        for its lookahead (`_TRAINING_LOOKAHEAD`).
-        """
-        sequences = ops.swapaxes(sequences, 0, 1)
-        if mask is not None:
-            mask = ops.swapaxes(mask, 0, 1)
-
-        def step(inputs, states):
-            step_input, *seeds = inputs
-            for cell, seed in zip(noisy, seeds, strict=True):
-                cell._step_seed = noise_lib.StatelessSeed(seed[0])
-            if keras.backend.backend() == "torch" and self.stateful:
-                states = tree.map_structure(ops.copy, states)
-            output, new_states = self.cell(
-                step_input, states, training=training
-            )
-            if not tree.is_nested(new_states):
-                new_states = [new_states]
-            return output, new_states
-
-        loop = (
-            _compat.rnn_loop_with_lookahead(_TRAINING_LOOKAHEAD)
-            if _limits_lookahead(training)
-            else _compat.rnn_loop
-        )
-        last_output, outputs, states = loop(
-            step,
-            (sequences, *step_seeds),
-            initial_state,
+        options = dict(
             go_backwards=self.go_backwards,
-            mask=mask,
-            unroll=self.unroll,
-            input_length=sequences.shape[0],
-            time_major=True,
             zero_output_for_mask=self.zero_output_for_mask,
-            return_all_outputs=self.return_sequences,
+            return_sequences=self.return_sequences,
+            stateful=self.stateful,
         )
-        return last_output, ops.swapaxes(outputs, 0, 1), states
-
-    def _eager_loop(self, sequences, initial_state, mask, training, step_seeds):
-        """The time loop of one package cell on PyTorch (an eager backend).
-
-        As lean as Keras's fused CPU fallback: the input projections of all
-        steps are computed before the loop in one product per input mask
-        (the masks are per sequence), the steps are unbound once (slicing a
-        step out at each iteration would make the backward pass add a
-        full-length zero gradient per step), and each step runs only the
-        recurrent part of the cell (`_step`). The per-step noise of a chunk
-        of steps is drawn at once, each step's from its own seed (the same
-        values as step by step, with fewer calls). Masking, `go_backwards`,
-        `zero_output_for_mask` and `stateful` behave as in Keras's loop.
-        """
-        cell = self.cell
-        inputs = ops.swapaxes(sequences, 0, 1)
-        input_masks = cell.get_dropout_mask(inputs[0]) if training else None
-        projections = ops.unstack(
-            cell._input_projection(inputs, input_masks, training)
+        if single and keras.backend.backend() == "torch":
+            return loops.torch_loop(
+                cell,
+                contexts[0][1],
+                step_seeds[0][1] if step_seeds else None,
+                sequences,
+                initial_state,
+                mask,
+                **options,
+            )
+        return loops.scanned_loop(
+            cell,
+            contexts,
+            step_seeds,
+            sequences,
+            initial_state,
+            mask,
+            training=training,
+            unroll=self.unroll,
+            lookahead=_TRAINING_LOOKAHEAD
+            if _limits_lookahead(training)
+            else None,
+            **options,
         )
-        spec = cell.step_noise_spec(training)
-        seed_table = step_seeds[0][:, 0] if step_seeds else None
-        noise_chunk = (None, None)  # (first step, noise of its steps)
-
-        def step_noise(t):
-            nonlocal noise_chunk
-            first = t - t % _NOISE_CHUNK
-            if noise_chunk[0] != first:
-                seeds = noise_lib.StatelessSeed(
-                    seed_table[first : first + _NOISE_CHUNK]
-                )
-                batch = ops.shape(inputs)[1]
-                noise_chunk = (
-                    first,
-                    noise_lib.draw_step_noise(spec, (batch,), seeds),
-                )
-            return noise_lib.split_step_noise(spec, noise_chunk[1][t - first])
-
-        step_masks = None
-        if mask is not None:
-            step_masks = ops.unstack(
-                ops.expand_dims(ops.swapaxes(mask, 0, 1), -1)
-            )
-        order = range(len(projections))
-        if self.go_backwards:
-            order = reversed(order)
-        states = list(initial_state)
-        if self.stateful:
-            # The state variables are assigned in place after the call.
-            states = [ops.copy(s) for s in states]
-        outputs, output = [], None
-        for t in order:
-            if seed_table is not None:
-                cell._step_noise = step_noise(t)
-            new_output, new_states = cell._step(
-                projections[t], states, training
-            )
-            if step_masks is not None:
-                keep = step_masks[t]
-                if output is None or self.zero_output_for_mask:
-                    previous = ops.zeros_like(new_output)
-                else:
-                    previous = output
-                new_output = ops.where(keep, new_output, previous)
-                new_states = [
-                    ops.where(keep, new, old)
-                    for new, old in zip(new_states, states, strict=True)
-                ]
-            output, states = new_output, list(new_states)
-            if self.return_sequences:
-                outputs.append(output)
-        if self.return_sequences:
-            return output, ops.stack(outputs, axis=1), states
-        return output, ops.expand_dims(output, 1), states

@@ -4,7 +4,12 @@ import keras
 
 from keras_recdrop import _validation
 from keras_recdrop import noise as noise_lib
+from keras_recdrop import registry
 from keras_recdrop.gru_core import GRUCellBase
+from keras_recdrop.layer_base import CellArgument
+from keras_recdrop.layer_base import GRULayerBase
+from keras_recdrop.layer_base import LSTMLayerBase
+from keras_recdrop.layer_base import arguments
 from keras_recdrop.lstm_core import LSTMCellBase
 
 
@@ -39,20 +44,18 @@ class Semeniuta:
             return (("keep_g", 1.0 - self.recurrent_dropout, self.units),)
         return ()
 
-    def _transform_candidate_update(
-        self, update, recurrent_masks, noise, training
-    ):
+    def _transform_candidate_update(self, update, context):
         # The mask multiplies the candidate's update, `m * (i * g)` (LSTM)
         # or `m * ((1 - z) * g)` (GRU): the same as masking `g` first. The
         # products the gradient needs (`i`, `g`, `z`) are kept anyway, and
         # `apply_mask`'s gradient keeps only the mask, so per step the
         # gradient adds the boolean decisions and nothing else.
-        if not training or self.recurrent_dropout == 0:
+        if not context.training or self.recurrent_dropout == 0:
             return update
         if not self.per_step:
-            return noise_lib.apply_mask(update, recurrent_masks[0])
+            return noise_lib.apply_mask(update, context.recurrent_masks[0])
         scale = noise_lib.inverted_dropout_scale(self.recurrent_dropout)
-        return noise_lib.apply_mask(update, noise["keep_g"], scale)
+        return noise_lib.apply_mask(update, context.noise["keep_g"], scale)
 
     def get_config(self):
         return {**super().get_config(), "per_step": self.per_step}
@@ -157,3 +160,161 @@ class SemeniutaGRUCell(Semeniuta, GRUCellBase):
     >>> tuple(rnn(x, training=True).shape)
     (8, 4)
     """
+
+
+@keras.saving.register_keras_serializable(package="keras_recdrop")
+class SemeniutaLSTM(LSTMLayerBase):
+    """`keras.layers.LSTM` with Semeniuta et al.'s recurrent dropout (2016).
+
+    "Recurrent dropout without memory loss": `recurrent_dropout` drops the
+    candidate update `i * g` only, never the memory `c_{t-1}`. See
+    `SemeniutaLSTMCell` for the equations.
+
+    Args:
+        recurrent_dropout: Float in `[0, 1)`. Semeniuta's dropout of the
+            candidate update: the probability of dropping each unit of it
+            (never the memory).
+        per_step: Boolean (default `True`, the paper's recommendation). A
+            fresh candidate mask at every step; `False`: one per sequence.
+        Other arguments: those of `keras.layers.LSTM`, in its order, then
+            `dropout_masks`, and the keyword-only `tied_masks`,
+            `implementation` and `stateful_masks`: see `LSTMLayerBase`.
+
+    Call arguments:
+        sequences: A 3D tensor `(batch, timesteps, features)`.
+        initial_state: Optional list of initial state tensors.
+        mask: Optional boolean tensor `(batch, timesteps)`.
+        training: Python boolean; noise only in training.
+
+    Example:
+
+    >>> import numpy as np, keras_recdrop
+    >>> x = np.random.random((4, 6, 3)).astype("float32")
+    >>> layer = keras_recdrop.SemeniutaLSTM(
+    ...     5, recurrent_dropout=0.25, return_sequences=True)
+    >>> tuple(layer(x, training=True).shape)
+    (4, 6, 5)
+    """
+
+    cell_class = SemeniutaLSTMCell
+    per_step = CellArgument()
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        use_cudnn="auto",
+        dropout_masks="per_gate",
+        *,
+        tied_masks=None,
+        implementation=2,
+        stateful_masks=False,
+        per_step=True,
+        **kwargs,
+    ):
+        super().__init__(**arguments(locals()))
+
+
+@keras.saving.register_keras_serializable(package="keras_recdrop")
+class SemeniutaGRU(GRULayerBase):
+    """`keras.layers.GRU` with Semeniuta et al.'s recurrent dropout (2016).
+
+    `recurrent_dropout` drops the candidate update `(1 - z) * ĥ` only,
+    never the memory `h_{t-1}`. See `SemeniutaGRUCell` for the equations.
+
+    Args:
+        recurrent_dropout: Float in `[0, 1)`. Semeniuta's dropout of the
+            candidate update: the probability of dropping each unit of it
+            (never the memory).
+        per_step: Boolean (default `True`, the paper's recommendation). A
+            fresh candidate mask at every step; `False`: one per sequence.
+        Other arguments: those of `keras.layers.GRU`, in its order, then
+            `dropout_masks`, and the keyword-only `tied_masks`,
+            `implementation` and `stateful_masks`: see `GRULayerBase`.
+
+    Call arguments:
+        sequences: A 3D tensor `(batch, timesteps, features)`.
+        initial_state: Optional list of initial state tensors.
+        mask: Optional boolean tensor `(batch, timesteps)`.
+        training: Python boolean; noise only in training.
+
+    Example:
+
+    >>> import numpy as np, keras_recdrop
+    >>> x = np.random.random((4, 6, 3)).astype("float32")
+    >>> layer = keras_recdrop.SemeniutaGRU(
+    ...     5, recurrent_dropout=0.25, return_sequences=True)
+    >>> tuple(layer(x, training=True).shape)
+    (4, 6, 5)
+    """
+
+    cell_class = SemeniutaGRUCell
+    per_step = CellArgument()
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        reset_after=True,
+        use_cudnn="auto",
+        dropout_masks="per_gate",
+        *,
+        tied_masks=None,
+        implementation=2,
+        stateful_masks=False,
+        per_step=True,
+        **kwargs,
+    ):
+        super().__init__(**arguments(locals()))
+
+
+registry.register(
+    registry.Regularizer(
+        name="semeniuta",
+        cells=(SemeniutaLSTMCell, SemeniutaGRUCell),
+        layers=(SemeniutaLSTM, SemeniutaGRU),
+        converts={"LSTM": SemeniutaLSTM, "GRU": SemeniutaGRU},
+        draws_noise=registry.cell_draws_noise,
+    )
+)

@@ -4,6 +4,10 @@ import keras
 
 from keras_recdrop import _validation
 from keras_recdrop import noise as noise_lib
+from keras_recdrop import registry
+from keras_recdrop.layer_base import CellArgument
+from keras_recdrop.layer_base import LSTMLayerBase
+from keras_recdrop.layer_base import arguments
 from keras_recdrop.lstm_core import LSTMCellBase
 
 
@@ -14,8 +18,8 @@ class WeightDropLSTMCell(LSTMCellBase):
     The "weight-dropped LSTM" of AWD-LSTM: each entry of the recurrent
     weight matrix is dropped with probability `weight_dropout`, with one
     weight mask per call shared by the whole batch and every time step
-    (drawn before the time loop). Inverted scaling, so inference is a plain
-    LSTM.
+    (drawn before the time loop). Inverted scaling, so inference is a
+    plain LSTM.
 
     Equations (training; `M` of shape `(U, 4U)` with entries in
     `{0, 1/(1-p)}`, drawn once per call):
@@ -66,47 +70,123 @@ class WeightDropLSTMCell(LSTMCellBase):
         )
         super().__init__(units, dropout=dropout, **kwargs)
 
-    def get_weight_dropout_mask(self):
-        """The weight mask `(U, 4U)` of this call, drawn once and cached.
+    def _draw_weight_masks(self, seed):
+        """The weight mask `(U, 4U)` of this call, as boolean decisions.
 
-        Boolean keep decisions (`True`: kept, scaled by `1 / (1 - p)`), a
-        quarter of the bytes of a float mask of the kernel's size.
+        `True`: kept, scaled by `1 / (1 - p)`; a quarter of the bytes of a
+        float mask of the kernel's size.
         """
-        if getattr(self, "_weight_mask", None) is None:
-            self._weight_mask = noise_lib.draw_keep_decisions(
-                1,
-                self.recurrent_kernel,
-                self.weight_dropout,
-                self._mask_seed("weight"),
-            )[0]
-        return self._weight_mask
-
-    def get_recurrent_dropout_mask(self, step_input):
-        # The pre-loop hook of `keras.layers.RNN`: draw the weight mask here
-        # too, so that it is drawn once per call, outside the loop.
-        if self.weight_dropout > 0:
-            self.get_weight_dropout_mask()
-        return super().get_recurrent_dropout_mask(step_input)
-
-    def reset_recurrent_dropout_mask(self):
-        super().reset_recurrent_dropout_mask()
-        self._weight_mask = None
-
-    def _effective_weight(self, name, training):
-        weight = super()._effective_weight(name, training)
-        if name != "recurrent_kernel" or not training:
-            return weight
         if self.weight_dropout == 0:
+            return {}
+        (keep,) = noise_lib.draw_keep_decisions(
+            1, tuple(self.recurrent_kernel.shape), self.weight_dropout, seed
+        )
+        return {"recurrent_kernel": keep}
+
+    def draws_noise(self):
+        return super().draws_noise() or self.weight_dropout > 0
+
+    def _effective_weight(self, name, weight_masks):
+        weight = super()._effective_weight(name, weight_masks)
+        if name not in weight_masks:
             return weight
         # Written-out gradient: the step keeps the boolean mask only.
-        # The variable read into a tensor, as `cell_base._masked_products`
-        # reads kernels (a reshape to its own shape: no copy on any
-        # backend): the backends' custom gradients take tensors.
+        # The variable read into a tensor (a reshape to its own shape: no
+        # copy on any backend): the backends' custom gradients take
+        # tensors.
         return noise_lib.apply_mask(
             keras.ops.reshape(weight, keras.ops.shape(weight)),
-            self.get_weight_dropout_mask(),
+            weight_masks[name],
             noise_lib.inverted_dropout_scale(self.weight_dropout),
         )
 
     def get_config(self):
         return {**super().get_config(), "weight_dropout": self.weight_dropout}
+
+
+@keras.saving.register_keras_serializable(package="keras_recdrop")
+class WeightDropLSTM(LSTMLayerBase):
+    """`keras.layers.LSTM` with DropConnect on `recurrent_kernel`.
+
+    The weight-dropped LSTM of AWD-LSTM (Merity et al., 2017): one mask of
+    the recurrent weights per call, shared by the batch and every step.
+    See `WeightDropLSTMCell` for the equations.
+
+    Args:
+        weight_dropout: Float in `[0, 1)`. Probability of dropping each
+            weight of `recurrent_kernel` (one mask per call).
+        Other arguments: those of `keras.layers.LSTM`, in its order, then
+            `dropout_masks`, and the keyword-only `tied_masks`,
+            `implementation` and `stateful_masks`: see `LSTMLayerBase`.
+
+    Call arguments:
+        sequences: A 3D tensor `(batch, timesteps, features)`.
+        initial_state: Optional list of initial state tensors.
+        mask: Optional boolean tensor `(batch, timesteps)`.
+        training: Python boolean; noise only in training.
+
+    Example:
+
+    >>> import numpy as np, keras_recdrop
+    >>> x = np.random.random((4, 6, 3)).astype("float32")
+    >>> layer = keras_recdrop.WeightDropLSTM(
+    ...     5, weight_dropout=0.5, return_sequences=True)
+    >>> tuple(layer(x, training=True).shape)
+    (4, 6, 5)
+    """
+
+    cell_class = WeightDropLSTMCell
+    weight_dropout = CellArgument()
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        use_cudnn="auto",
+        dropout_masks="per_gate",
+        *,
+        tied_masks=None,
+        implementation=2,
+        stateful_masks=False,
+        weight_dropout=0.0,
+        **kwargs,
+    ):
+        super().__init__(**arguments(locals()))
+
+
+def _weight_mask_is_drawn(obj):
+    return obj.weight_dropout > 0
+
+
+registry.register(
+    registry.Regularizer(
+        name="weight_drop",
+        cells=(WeightDropLSTMCell,),
+        layers=(WeightDropLSTM,),
+        converts={"LSTM": WeightDropLSTM},
+        # One weight mask per call, for the whole batch.
+        shares_noise_across_batch=_weight_mask_is_drawn,
+        draws_noise=registry.cell_draws_noise,
+    )
+)

@@ -4,7 +4,12 @@ import keras
 from keras import ops
 
 from keras_recdrop import _validation
+from keras_recdrop import registry
 from keras_recdrop.gru_core import GRUCellBase
+from keras_recdrop.layer_base import CellArgument
+from keras_recdrop.layer_base import GRULayerBase
+from keras_recdrop.layer_base import LSTMLayerBase
+from keras_recdrop.layer_base import arguments
 from keras_recdrop.lstm_core import LSTMCellBase
 
 
@@ -48,8 +53,8 @@ class Zoneout:
             self._zoneout_rates().values()
         )
 
-    def _select_next_state(self, previous, proposed, noise, training):
-        noise = noise or {}
+    def _select_next_state(self, previous, proposed, context):
+        noise = context.noise or {}
         rates = self._zoneout_rates()
         return {
             name: _zoneout(
@@ -57,7 +62,7 @@ class Zoneout:
                 proposed[name],
                 rates.get(name, 0.0),
                 noise.get(name),
-                training,
+                context.training,
             )
             for name in proposed
         }
@@ -205,3 +210,159 @@ class ZoneoutGRUCell(Zoneout, GRUCellBase):
 
     def get_config(self):
         return {**super().get_config(), "zoneout_h": self.zoneout_h}
+
+
+@keras.saving.register_keras_serializable(package="keras_recdrop")
+class ZoneoutLSTM(LSTMLayerBase):
+    """`keras.layers.LSTM` with zoneout (Krueger et al., 2016).
+
+    At every training step each unit of `c` and `h` keeps its previous
+    value with probability `zoneout_c` / `zoneout_h`; inference uses the
+    expectation. See `ZoneoutLSTMCell` for the equations.
+
+    Args:
+        zoneout_c: Float in `[0, 1]`. Probability that a unit of the cell
+            state keeps its previous value at a step.
+        zoneout_h: Float in `[0, 1]`. Same for the hidden state.
+        Other arguments: those of `keras.layers.LSTM`, in its order, then
+            `dropout_masks`, and the keyword-only `tied_masks`,
+            `implementation` and `stateful_masks`: see `LSTMLayerBase`.
+
+    Call arguments:
+        sequences: A 3D tensor `(batch, timesteps, features)`.
+        initial_state: Optional list of initial state tensors.
+        mask: Optional boolean tensor `(batch, timesteps)`.
+        training: Python boolean; noise only in training.
+
+    Example:
+
+    >>> import numpy as np, keras_recdrop
+    >>> x = np.random.random((4, 6, 3)).astype("float32")
+    >>> layer = keras_recdrop.ZoneoutLSTM(
+    ...     5, zoneout_c=0.5, zoneout_h=0.05, return_sequences=True)
+    >>> tuple(layer(x, training=True).shape)
+    (4, 6, 5)
+    """
+
+    cell_class = ZoneoutLSTMCell
+    zoneout_c = CellArgument()
+    zoneout_h = CellArgument()
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        use_cudnn="auto",
+        dropout_masks="per_gate",
+        *,
+        tied_masks=None,
+        implementation=2,
+        stateful_masks=False,
+        zoneout_c=0.0,
+        zoneout_h=0.0,
+        **kwargs,
+    ):
+        super().__init__(**arguments(locals()))
+
+
+@keras.saving.register_keras_serializable(package="keras_recdrop")
+class ZoneoutGRU(GRULayerBase):
+    """`keras.layers.GRU` with zoneout (Krueger et al., 2016).
+
+    At every training step each unit of `h` keeps its previous value with
+    probability `zoneout_h`; inference uses the expectation. See
+    `ZoneoutGRUCell` for the equations.
+
+    Args:
+        zoneout_h: Float in `[0, 1]`. Probability that a unit of the hidden
+            state keeps its previous value at a step.
+        Other arguments: those of `keras.layers.GRU`, in its order, then
+            `dropout_masks`, and the keyword-only `tied_masks`,
+            `implementation` and `stateful_masks`: see `GRULayerBase`.
+
+    Call arguments:
+        sequences: A 3D tensor `(batch, timesteps, features)`.
+        initial_state: Optional list of initial state tensors.
+        mask: Optional boolean tensor `(batch, timesteps)`.
+        training: Python boolean; noise only in training.
+
+    Example:
+
+    >>> import numpy as np, keras_recdrop
+    >>> x = np.random.random((4, 6, 3)).astype("float32")
+    >>> layer = keras_recdrop.ZoneoutGRU(
+    ...     5, zoneout_h=0.1, return_sequences=True)
+    >>> tuple(layer(x, training=True).shape)
+    (4, 6, 5)
+    """
+
+    cell_class = ZoneoutGRUCell
+    zoneout_h = CellArgument()
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        reset_after=True,
+        use_cudnn="auto",
+        dropout_masks="per_gate",
+        *,
+        tied_masks=None,
+        implementation=2,
+        stateful_masks=False,
+        zoneout_h=0.0,
+        **kwargs,
+    ):
+        super().__init__(**arguments(locals()))
+
+
+registry.register(
+    registry.Regularizer(
+        name="zoneout",
+        cells=(ZoneoutLSTMCell, ZoneoutGRUCell),
+        layers=(ZoneoutLSTM, ZoneoutGRU),
+        converts={"LSTM": ZoneoutLSTM, "GRU": ZoneoutGRU},
+        draws_noise=registry.cell_draws_noise,
+    )
+)

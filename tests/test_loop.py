@@ -271,8 +271,8 @@ def test_masked_products_and_masks_have_the_autodiff_gradient(
     # for the same seed and masks.
     from probes import loss_and_gradients
 
-    from keras_recdrop import cell_base
     from keras_recdrop import noise as noise_lib
+    from keras_recdrop import products
 
     cls, kwargs = GRADIENT_CONFIGS[name]
     x = _inputs()
@@ -294,9 +294,7 @@ def test_masked_products_and_masks_have_the_autodiff_gradient(
         return net
 
     y, grads = loss_and_gradients(model(), x)
-    monkeypatch.setattr(
-        cell_base, "_masked_products", _autodiff_masked_products
-    )
+    monkeypatch.setattr(products, "masked_products", _autodiff_masked_products)
     monkeypatch.setattr(noise_lib, "apply_mask", _autodiff_apply_mask)
     y_ref, grads_ref = loss_and_gradients(model(), x)
     np.testing.assert_allclose(y, y_ref, atol=1e-6)
@@ -325,17 +323,20 @@ EAGER_CONFIGS = {
 def _backend_loop_instead(monkeypatch):
     """Makes `keras_recdrop.RNN` run Keras's backend loop on PyTorch too."""
 
-    def scanned(self, sequences, initial_state, mask, training, step_seeds):
-        noisy = [
-            c
-            for c in kr.rnn._package_cells(self.cell)
-            if c.step_noise_spec(training)
-        ]
-        return self._scanned_loop(
-            sequences, initial_state, mask, training, noisy, step_seeds
+    from keras_recdrop import loops
+
+    def scanned(cell, context, step_seeds, *args, **options):
+        return loops.scanned_loop(
+            cell,
+            ((cell, context),),
+            () if step_seeds is None else ((cell, step_seeds),),
+            *args,
+            training=context.training,
+            unroll=False,
+            **options,
         )
 
-    monkeypatch.setattr(kr.RNN, "_eager_loop", scanned)
+    monkeypatch.setattr(loops, "torch_loop", scanned)
 
 
 @pytest.mark.skipif(
@@ -386,6 +387,44 @@ def test_pytorch_loop_equals_the_backend_loop(name, options, monkeypatch):
     scanned = loss_and_gradients(model(), x)
     np.testing.assert_allclose(eager[0], scanned[0], atol=1e-5)
     for a, b in zip(eager[1], scanned[1], strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "torch",
+    reason="keras_recdrop.RNN runs its own eager loop on PyTorch only",
+)
+@pytest.mark.parametrize("name", ["zoneout_lstm", "semeniuta_gru"])
+def test_pytorch_loop_carries_stateful_states_as_the_backend_loop(
+    name, monkeypatch
+):
+    """`stateful=True`: each call starts from the states the previous call
+    left (masked steps keep theirs), in training and at inference, with the
+    same values as Keras's backend loop, and `reset_states()` starts over.
+    """
+    cls, kwargs = EAGER_CONFIGS[name]
+    x = _inputs(batch=4, timesteps=6)
+    mask = np.ones((4, 6), dtype=bool)
+    mask[1, 3:] = False
+
+    def calls():
+        layer = kr.RNN(
+            cls(4, seed=9, **kwargs), stateful=True, return_sequences=True
+        )
+        layer.build(x.shape)
+        layer.cell.set_weights(_weights_of(layer.cell, seed=2))
+        outputs = []
+        for training in (True, False, True):
+            outputs.append(to_numpy(layer(x, mask=mask, training=training)))
+        layer.reset_states()
+        outputs.append(to_numpy(layer(x, mask=mask, training=False)))
+        return outputs
+
+    eager = calls()
+    # Every call after the first starts from a non-zero state.
+    assert not np.allclose(eager[1], eager[3])
+    _backend_loop_instead(monkeypatch)
+    for a, b in zip(eager, calls(), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 

@@ -60,8 +60,7 @@ def test_weight_mask_keep_probability_is_quantized_to_2_pow_minus_16(
         if seed_kind == "stateless"
         else keras.random.SeedGenerator(3)
     )
-    like = ops.zeros((2**16,))
-    (keep,) = noise.draw_keep_decisions(1, like, p, seed)
+    (keep,) = noise.draw_keep_decisions(1, (2**16,), p, seed)
     keep = to_numpy(keep)
     assert keep.shape == (2**16,) and keep.dtype == bool
     assert keep.sum() == 2**16 - round(p * 2**16)
