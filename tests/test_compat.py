@@ -74,6 +74,119 @@ def test_only_the_compat_module_touches_private_keras_or_jax_names():
     assert _private_uses(ROOT / "keras_recdrop" / "_compat.py")
 
 
+# Modules allowed to touch Keras's, TensorFlow's or JAX's private surface
+# (`_compat`) or to import a backend (`_compat`, and `_stateless`, the
+# documented exception for stateless random numbers).
+BOUNDARY_MODULES = {"_compat.py"}
+BACKEND_IMPORT_MODULES = {"_compat.py", "_stateless.py"}
+BACKENDS = ("tensorflow", "jax", "jaxlib", "torch")
+
+
+def _underscore_names(namespace):
+    return {
+        name
+        for name in namespace
+        if name.startswith("_") and not name.startswith("__")
+    }
+
+
+def _keras_private_names():
+    """The private names of the Keras classes the package subclasses or
+    calls: what their classes define with a leading underscore, and what
+    their instances hold once built and called (`_dropout_mask`, ...)."""
+    lstm = keras.layers.LSTM(2, dropout=0.1, recurrent_dropout=0.1)
+    x = np.zeros((1, 2, 3), "float32")
+    lstm(x, training=True)
+    lstm.cell.get_dropout_mask(x[:, 0])
+    lstm.cell.get_recurrent_dropout_mask(np.zeros((1, 2), "float32"))
+    stack = keras.layers.RNN([keras.layers.GRUCell(2), keras.layers.GRUCell(2)])
+    stack(x)
+    model = keras.Sequential([keras.Input((2, 3)), keras.layers.Dropout(0.1)])
+    embedding = keras.layers.Embedding(3, 2)
+    embedding(np.zeros((1, 2), "int32"))
+    instances = [
+        lstm,
+        lstm.cell,
+        stack,
+        stack.cell,
+        keras.layers.Bidirectional(keras.layers.LSTM(2)),
+        model,
+        model.layers[0],
+        embedding,
+        keras.random.SeedGenerator(1),
+        keras.Variable(np.zeros(2)),
+    ]
+    names = set()
+    for instance in instances:
+        names |= _underscore_names(vars(instance))
+        for klass in type(instance).__mro__:
+            if klass.__module__.startswith("keras"):
+                names |= _underscore_names(vars(klass))
+    for klass in _compat.DropoutRNNCell.__mro__:
+        names |= _underscore_names(vars(klass))
+    # Public by its spelling, but a Keras implementation detail that a
+    # layer sets on itself (`keras.layers.LSTM` does, for cuDNN).
+    return names | {"supports_jit"}
+
+
+def _boundary_crossings(path, keras_private):
+    """`(line, what)` for each use of Keras's private surface and each
+    backend import in `path`."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in keras_private:
+            found.append((node.lineno, f".{node.attr}"))
+        elif isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if (
+                    isinstance(item, ast.FunctionDef | ast.Assign)
+                    and getattr(item, "name", None) in keras_private
+                ):
+                    found.append((item.lineno, f"overrides {item.name}"))
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and node.value in keras_private
+        ):
+            found.append((node.lineno, repr(node.value)))
+        modules = []
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            modules = [node.module]
+        for module in modules:
+            if (
+                module.split(".")[0] in BACKENDS
+                and path.name not in BACKEND_IMPORT_MODULES
+            ):
+                found.append((node.lineno, f"import {module}"))
+    return found
+
+
+def test_only_the_compat_module_touches_keras_private_surface():
+    """No module of the package but `_compat` reads, writes or overrides a
+    private attribute of Keras's classes (or `supports_jit`), and only
+    `_compat` and `_stateless` import a backend. The package's own
+    underscore names between its own classes are not Keras's surface; one
+    that collided with a Keras name would count."""
+    keras_private = _keras_private_names()
+    assert {"_dropout_mask", "_maybe_config_dropout_masks"} <= keras_private
+    offenders = {
+        path.name: uses
+        for path in sorted((ROOT / "keras_recdrop").glob("*.py"))
+        if path.name not in BOUNDARY_MODULES
+        and (uses := _boundary_crossings(path, keras_private))
+    }
+    assert offenders == {}
+    # The scan sees what the compatibility module does.
+    compat = _boundary_crossings(
+        ROOT / "keras_recdrop" / "_compat.py", keras_private
+    )
+    assert any("_maybe_config_dropout_masks" in what for _, what in compat)
+    assert any("supports_jit" in what for _, what in compat)
+
+
 def _fake_backend(layout):
     def loop(*args, **kwargs):
         return "loop"
