@@ -32,6 +32,8 @@ looked up in every layout that exists, with a fallback:
                            Keras's hooks reach every cell (unused masks)
     disable_xla            sets `supports_jit = False` on a layer
     calls_in_training      a layer's `call` replaced for a context
+    compile_inference      a model's inference call compiled per backend
+                           (`jax.jit`, `tf.function`, eager torch)
     tf_replica_id          `tf.distribute.get_replica_context()` / None
 
 One public feature of Keras is detected rather than looked up:
@@ -88,6 +90,7 @@ import importlib
 import inspect
 import pathlib
 import types
+import weakref
 
 import keras
 
@@ -331,6 +334,78 @@ def calls_in_training(layers):
     finally:
         for layer in layers:
             del layer.call
+
+
+def compile_inference(model, context):
+    """`model(x, training=False)`, compiled once for the backend.
+
+    Returns `forward(x) -> outputs`. `context(model)` is a context manager
+    active around every call of the model in Python: at each call on
+    PyTorch (eager, under `torch.no_grad()`), only while the function is
+    traced on JAX (`jax.jit` of `model.stateless_call`; the updated
+    non-trainable variables, seed generators' states included, are
+    assigned back after each call, as Keras's JAX predict does) and on
+    TensorFlow (`tf.function`). A new input shape traces anew; the same
+    shape reuses the compiled function. The model is held weakly, so a
+    cache of these functions keyed by the model does not keep it alive.
+
+    Why here: Keras compiles a model's functions only through its own
+    `predict_function`, an attribute of the model; the package keeps its
+    Monte Carlo function to itself (`keras_recdrop.mc_predict`).
+    """
+    reference = weakref.ref(model)
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        def pure(trainable, non_trainable, x):
+            model = reference()
+            with context(model):
+                return model.stateless_call(
+                    trainable, non_trainable, x, training=False
+                )
+
+        compiled = jax.jit(pure)
+
+        def forward(x):
+            model = reference()
+            variables = model.non_trainable_variables
+            outputs, values = compiled(
+                [v.value for v in model.trainable_variables],
+                [v.value for v in variables],
+                x,
+            )
+            for variable, value in zip(variables, values, strict=True):
+                variable.assign(value)
+            return outputs
+
+        return forward
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        @tf.function(reduce_retracing=True)
+        def traced(x):
+            model = reference()
+            with context(model):
+                return model(x, training=False)
+
+        return traced
+    if backend == "torch":
+        import torch
+
+        def eager(x):
+            model = reference()
+            with context(model), torch.no_grad():
+                return model(x, training=False)
+
+        return eager
+
+    def plain(x):
+        model = reference()
+        with context(model):
+            return model(x, training=False)
+
+    return plain
 
 
 def keras_rnn_test_file(filename):

@@ -14,6 +14,7 @@ such a layer gets one forward pass per sample instead.
 
 import contextlib
 import warnings
+import weakref
 
 import keras
 import numpy as np
@@ -68,8 +69,7 @@ def _random_streams(layers, dropout_layers):
 def _reseeded(generators, seed):
     """Seeds every generator from `seed`, restores their states after.
 
-    Each generator gets its own seed from `seed`. Yields a function that
-    tells whether any of them has drawn since.
+    Each generator gets its own seed from `seed`.
     """
     states = [generator.state for generator in generators]
     saved = [_numpy(s.value).copy() for s in states]
@@ -81,16 +81,10 @@ def _reseeded(generators, seed):
         for state, stream in zip(states, streams, strict=True)
     ]
 
-    def drew():
-        return any(
-            not np.array_equal(_numpy(state.value), value)
-            for state, value in zip(states, seeded, strict=True)
-        )
-
     try:
         for state, value in zip(states, seeded, strict=True):
             state.assign(value)
-        yield drew
+        yield
     finally:
         for state, value in zip(states, saved, strict=True):
             state.assign(value)
@@ -179,7 +173,8 @@ def _check_inputs(x):
 
 
 def _check_layers(layers):
-    """Refuses stateful layers; warns of Keras's own recurrent dropout."""
+    """Refuses stateful layers; warns once of Keras's own recurrent dropout."""
+    keras_dropout_cells = []
     for layer in layers:
         if getattr(layer, "stateful", False):
             raise ValueError(
@@ -191,13 +186,66 @@ def _check_layers(layers):
         if type(layer) in (keras.layers.LSTMCell, keras.layers.GRUCell) and (
             layer.dropout > 0 or layer.recurrent_dropout > 0
         ):
-            warnings.warn(
-                f"{layer.name!r} is a keras.layers.{type(layer).__name__} "
-                "with dropout; mc_predict leaves Keras's own recurrent "
-                "dropout off. Convert the model with keras_recdrop.convert "
-                "to sample it.",
-                stacklevel=3,
+            keras_dropout_cells.append(
+                f"{layer.name!r} (keras.layers.{type(layer).__name__})"
             )
+    if keras_dropout_cells:
+        warnings.warn(
+            f"{', '.join(keras_dropout_cells)} "
+            f"{'has' if len(keras_dropout_cells) == 1 else 'have'} Keras's "
+            "own recurrent dropout, which mc_predict leaves off. Convert the "
+            "model with keras_recdrop.convert to sample it.",
+            stacklevel=3,
+        )
+
+
+# The compiled noisy forward pass of each model, weakly keyed by the model,
+# one per value of `keras_dropout` (`_compat.compile_inference` holds the
+# model weakly, so the cache does not keep a model alive).
+_FORWARDS = weakref.WeakKeyDictionary()
+
+
+def _noisy_forward(model, keras_dropout):
+    """`model(x)` with the package's noise on, compiled once and reused.
+
+    Traced inside `noise_mode.monte_carlo()` (and, with `keras_dropout`,
+    with Keras's dropout layers called as in training), so the compiled
+    function draws noise at every call: its random streams are the
+    layers' seed generators, which it advances.
+    """
+
+    @contextlib.contextmanager
+    def monte_carlo(model):
+        dropout_layers = _keras_dropout_layers(
+            _compat.flatten_layers(model), keras_dropout
+        )
+        with (
+            noise_mode.monte_carlo(),
+            _compat.calls_in_training(dropout_layers),
+        ):
+            yield
+
+    forwards = _FORWARDS.setdefault(model, {})
+    if keras_dropout not in forwards:
+        forwards[keras_dropout] = _compat.compile_inference(model, monte_carlo)
+    return forwards[keras_dropout]
+
+
+def _keras_dropout_layers(layers, keras_dropout):
+    if not keras_dropout:
+        return []
+    return [
+        layer for layer in layers if isinstance(layer, KERAS_DROPOUT_LAYERS)
+    ]
+
+
+def _draws_noise(layers, dropout_layers):
+    """Whether a Monte Carlo pass draws any noise: some layer of the package
+    with a rate above 0 (the registry says which), or a Keras dropout layer
+    that is on."""
+    return any(registry.draws_noise(layer) for layer in layers) or any(
+        getattr(layer, "rate", 0) > 0 for layer in dropout_layers
+    )
 
 
 def mc_predict(
@@ -237,11 +285,14 @@ def mc_predict(
     different weight masks within one sample; each row's samples are
     independent either way.
 
-    If the first forward pass draws nothing from the random streams of the
-    package's layers (and of Keras's dropout layers with
-    `keras_dropout=True`), because no layer has noise or every rate is 0,
-    the model is deterministic: the other passes are skipped, every sample
-    equals that pass and `std` is exactly 0.
+    If no layer of the package has noise (every rate is 0, or the model has
+    none of the package's layers), and no Keras dropout layer is on with
+    `keras_dropout=True`, the model is deterministic: one pass is run,
+    every sample equals it and `std` is exactly 0.
+
+    The noisy forward pass is compiled once per model (and value of
+    `keras_dropout`) and reused by later calls with the same input shape,
+    with or without a `seed`: a call in a loop costs its forward passes.
 
     With a `seed`, the same arguments give the same result; those random
     streams (the layers' seed generators) are restored afterwards, so
@@ -303,52 +354,36 @@ def mc_predict(
     )
     block = min(rows, batch_size)
     copies = 1 if per_call else max(1, min(samples, batch_size // block))
-    dropout_layers = [
-        layer
-        for layer in layers
-        if keras_dropout and isinstance(layer, KERAS_DROPOUT_LAYERS)
-    ]
+    dropout_layers = _keras_dropout_layers(layers, keras_dropout)
+    # Without noise every sample is the same: one pass, spread exactly 0.
+    noisy = _draws_noise(layers, dropout_layers)
+    forward = _noisy_forward(model, keras_dropout)
 
     summary = None
-    deterministic = False
-    old_predict_function = model.predict_function
-    try:
-        with (
-            _reseeded(_random_streams(layers, dropout_layers), seed) as drew,
-            noise_mode.monte_carlo(),
-            _compat.calls_in_training(dropout_layers),
-        ):
-            # Traced anew inside the context (the cached one never draws).
-            model.make_predict_function(force=True)
-            for start in range(0, rows, block):
-                # Every call has the same shape: the last block wraps round.
-                index = np.arange(start, start + block) % rows
-                valid = min(block, rows - start)
-                span = slice(start, start + valid)
-                inputs = keras.tree.map_structure(
-                    lambda v, index=index: np.concatenate([v[index]] * copies),
-                    x,
-                )
-                for first in range(0, samples, copies):
-                    outputs = model.predict_on_batch(inputs)
-                    leaves = [
-                        _numpy(y).reshape((copies, block) + tuple(y.shape[1:]))[
-                            :, :valid
-                        ]
-                        for y in keras.tree.flatten(outputs)
+    with _reseeded(_random_streams(layers, dropout_layers), seed):
+        for start in range(0, rows, block):
+            # Every call has the same shape: the last block wraps round.
+            index = np.arange(start, start + block) % rows
+            valid = min(block, rows - start)
+            span = slice(start, start + valid)
+            inputs = keras.tree.map_structure(
+                lambda v, index=index: np.concatenate([v[index]] * copies),
+                x,
+            )
+            for first in range(0, samples, copies):
+                outputs = forward(inputs)
+                leaves = [
+                    _numpy(y).reshape((copies, block) + tuple(y.shape[1:]))[
+                        :, :valid
                     ]
-                    if summary is None:
-                        structure = outputs
-                        summary = _Summary(
-                            leaves, rows, samples, return_samples
-                        )
-                        # No stream drew: no noise, every sample is alike.
-                        deterministic = not drew()
-                    if deterministic:
-                        summary.add_constant(span, [y[0] for y in leaves])
-                        break
-                    used = min(copies, samples - first)
-                    summary.add(span, first, [y[:used] for y in leaves])
-    finally:
-        model.predict_function = old_predict_function
+                    for y in keras.tree.flatten(outputs)
+                ]
+                if summary is None:
+                    structure = outputs
+                    summary = _Summary(leaves, rows, samples, return_samples)
+                if not noisy:
+                    summary.add_constant(span, [y[0] for y in leaves])
+                    break
+                used = min(copies, samples - first)
+                summary.add(span, first, [y[:used] for y in leaves])
     return summary.result(structure)

@@ -101,9 +101,9 @@ def test_a_step_is_a_function_of_inputs_states_and_context(name):
 
 
 def _attribute_writes(path):
-    """`(line, target)` for each assignment to a private attribute of an
-    object other than `self` (or `cls`) or one the module itself creates at
-    its top level in `path`."""
+    """`(line, target)` for each assignment to an attribute of an object
+    other than `self` (or `cls`) or one the module itself creates at its
+    top level (`noise_mode`'s thread-local switch) in `path`."""
     tree = ast.parse(path.read_text(), filename=str(path))
     own = {
         target.id
@@ -125,7 +125,6 @@ def _attribute_writes(path):
             for sub in ast.walk(target):
                 if (
                     isinstance(sub, ast.Attribute)
-                    and sub.attr.startswith("_")
                     and isinstance(sub.ctx, ast.Store | ast.Del)
                     and not (
                         isinstance(sub.value, ast.Name)
@@ -136,15 +135,17 @@ def _attribute_writes(path):
     return found
 
 
-def test_no_module_writes_private_attributes_into_another_object():
-    """No module but `_compat` (Keras's boundary) sets a private attribute
-    of an object it does not own."""
+def test_no_module_writes_attributes_into_another_object():
+    """Only `_compat` (Keras's boundary: `supports_jit`, a dropout layer's
+    `call` during `mc_predict`) sets attributes of an object it does not
+    own."""
     offenders = {
         path.name: writes
         for path in sorted((ROOT / "keras_recdrop").glob("*.py"))
         if path.name != "_compat.py" and (writes := _attribute_writes(path))
     }
     assert offenders == {}
+    assert _attribute_writes(ROOT / "keras_recdrop" / "_compat.py")
 
 
 def test_the_loop_contract_is_declared_on_the_base_class():

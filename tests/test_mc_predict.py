@@ -11,6 +11,7 @@ from probes import probe_weights
 from probes import to_numpy
 
 import keras_recdrop as kr
+from keras_recdrop import mc_dropout
 from keras_recdrop import noise_mode
 from keras_recdrop.mc_dropout import mc_predict
 
@@ -48,15 +49,17 @@ def _pair_agreements(samples):
     )
 
 
-def _count_forward_passes(model):
+def _count_forward_passes(model, keras_dropout=False):
+    """Counts the forward passes `mc_predict` runs on `model` (and their
+    batch sizes), by wrapping the compiled pass it caches for the model."""
     calls = []
-    original = model.predict_on_batch
+    original = mc_dropout._noisy_forward(model, keras_dropout)
 
     def counted(x):
         calls.append(len(keras.tree.flatten(x)[0]))
         return original(x)
 
-    model.predict_on_batch = counted
+    mc_dropout._FORWARDS[model][keras_dropout] = counted
     return calls
 
 
@@ -271,7 +274,7 @@ def test_keras_dropout_shared_over_the_batch_runs_one_sample_per_call():
             keras.layers.Dropout(0.5, noise_shape=(1, 8), seed=2),
         ]
     )
-    calls = _count_forward_passes(model)
+    calls = _count_forward_passes(model, keras_dropout=True)
     _, _, draws = mc_predict(
         model,
         np.ones((4, 8), "float32"),
@@ -306,14 +309,14 @@ def test_model_streams_are_restored_after_an_error():
     model = _gal_probe_model()
     states = [to_numpy(v).copy() for v in model.variables]
     calls = _count_forward_passes(model)
-    original = model.predict_on_batch
+    counted = mc_dropout._FORWARDS[model][False]
 
     def failing(x):
         if len(calls) == 2:
             raise RuntimeError("interrupted")
-        return original(x)
+        return counted(x)
 
-    model.predict_on_batch = failing
+    mc_dropout._FORWARDS[model][False] = failing
     with pytest.raises(RuntimeError, match="interrupted"):
         mc_predict(model, _ones(4), samples=10, seed=1, batch_size=4)
     for old, new in zip(states, model.variables, strict=True):
@@ -438,3 +441,76 @@ def test_stateful_model_raises():
     )
     with pytest.raises(ValueError, match="'memory' is stateful"):
         mc_predict(model, np.ones((2, 3, 4)))
+
+
+class _Traces(keras.layers.Layer):
+    """Counts how often its `call` runs in Python: once per trace where the
+    forward pass is compiled (JAX, TensorFlow), once per call on PyTorch."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.count = 0
+
+    def call(self, x):
+        self.count += 1
+        return x
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() == "torch",
+    reason="PyTorch runs eagerly: it compiles nothing in the first place",
+)
+def test_repeated_calls_reuse_the_compiled_forward_pass():
+    """Calls in a loop, unseeded or with the same or another seed, trace
+    the noisy forward pass once per input shape, and keep drawing fresh
+    (unseeded) or reproducible (seeded) noise."""
+    traces = _Traces()
+    model = keras.Sequential(
+        [
+            keras.Input((5, 3)),
+            kr.GalLSTM(8, dropout=0.2, recurrent_dropout=0.2, seed=1),
+            traces,
+            keras.layers.Dense(1),
+        ]
+    )
+    x = np.random.default_rng(0).random((4, 5, 3)).astype("float32")
+    first = mc_predict(model, x, samples=20)
+    traced = traces.count
+    second = mc_predict(model, x, samples=20)
+    seeded = [mc_predict(model, x, samples=20, seed=s) for s in (3, 3, 4)]
+    assert traces.count == traced
+    assert not np.allclose(first[0], second[0])
+    np.testing.assert_array_equal(seeded[0][0], seeded[1][0])
+    assert not np.allclose(seeded[0][0], seeded[2][0])
+    # Another input shape traces once more; Keras's own predict is not
+    # touched by any of this.
+    mc_predict(model, x[:2], samples=20)
+    assert traces.count == traced + 1
+    np.testing.assert_array_equal(
+        model.predict(x, verbose=0), model.predict(x, verbose=0)
+    )
+
+
+def test_without_package_noise_the_spread_is_exactly_zero_one_warning():
+    """An unconverted Keras layer with dropout draws unused masks at
+    inference (its seed generator advances): the decision comes from which
+    layers carry the package's noise, so the spread is exactly 0, in one
+    pass, and one warning names every such layer."""
+    inputs = keras.Input((6, 3))
+    h = keras.layers.Bidirectional(
+        keras.layers.GRU(4, recurrent_dropout=0.2, return_sequences=True)
+    )(inputs)
+    h = keras.layers.LSTM(3, dropout=0.2)(h)
+    model = keras.Model(inputs, keras.layers.Dense(1)(h))
+    x = np.random.default_rng(1).random((5, 6, 3)).astype("float32")
+    calls = _count_forward_passes(model)
+    with pytest.warns(UserWarning) as caught:
+        mean, std = mc_predict(model, x, samples=8, seed=0)
+    ours = [w for w in caught if w.category is UserWarning]
+    assert len(ours) == 1
+    message = str(ours[0].message)
+    assert message.count("keras.layers.GRUCell") == 2
+    assert "keras.layers.LSTMCell" in message
+    assert len(calls) == 1
+    assert np.all(std == 0.0)
+    np.testing.assert_allclose(mean, model.predict(x, verbose=0), atol=1e-6)
