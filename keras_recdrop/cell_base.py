@@ -312,9 +312,13 @@ class RegularizedCellBase(
         """
         weights = {}
         for name in ("kernel", "recurrent_kernel"):
-            weight = ops.convert_to_tensor(
-                self._effective_weight(name, weight_masks)
-            )
+            weight = self._effective_weight(name, weight_masks)
+            if isinstance(weight, keras.Variable):
+                # Read into a tensor by a reshape to its own shape (no copy
+                # on any backend; TensorFlow's `convert_to_tensor` returns
+                # the variable itself): the backends' custom gradients
+                # take tensors, not variables.
+                weight = ops.reshape(weight, ops.shape(weight))
             blocks = tuple(ops.split(weight, self.num_gates, axis=1))
             weights[name] = (weight, blocks)
         return weights
