@@ -51,6 +51,22 @@ from keras_recdrop.keras_protocol import KerasMaskProtocol
 from keras_recdrop.random_state import SavesRandomState
 
 
+def init_arguments(init_locals, exclude=()):
+    """The arguments an `__init__` received, from its `locals()`.
+
+    Its named arguments but those in `exclude` (what the class keeps
+    itself), then the items of its `**kwargs`: for a cell or a layer with
+    an explicit signature to hand the rest to its base,
+    `super().__init__(**init_arguments(locals(), exclude=(...)))`.
+    """
+    named = {
+        k: v
+        for k, v in init_locals.items()
+        if k not in ("self", "kwargs", "__class__", *exclude)
+    }
+    return {**named, **init_locals.get("kwargs", {})}
+
+
 class RegularizedCellBase(
     SavesRandomState, KerasMaskProtocol, keras.layers.Layer
 ):

@@ -22,6 +22,7 @@ CPU, JAX's CPU GRU). `use_cudnn=True` asks for the fused kernel always.
 import keras
 
 from keras_recdrop import _validation
+from keras_recdrop.cell_base import init_arguments
 from keras_recdrop.rnn import RNN
 
 # Arguments of the layer (and of `keras.layers.Layer`), not of the cell.
@@ -45,21 +46,6 @@ _LAYER_KWARGS = (
     "input_dim",
 )
 _CELL_PRIVATE_CONFIG = ("name", "dtype", "trainable")
-
-
-def arguments(init_locals):
-    """The arguments an `__init__` received, from its `locals()`.
-
-    Its named arguments, then the items of its `**kwargs`; for a ready-made
-    layer to hand everything to its base:
-    `super().__init__(**arguments(locals()))`.
-    """
-    named = {
-        k: v
-        for k, v in init_locals.items()
-        if k not in ("self", "kwargs", "__class__")
-    }
-    return {**named, **init_locals.get("kwargs", {})}
 
 
 class CellArgument:
@@ -248,7 +234,7 @@ class LSTMLayerBase(_CellLayer):
         stateful_masks=False,
         **kwargs,
     ):
-        self._init_layer(arguments(locals()))
+        self._init_layer(init_arguments(locals()))
 
 
 class GRULayerBase(_CellLayer):
@@ -352,4 +338,4 @@ class GRULayerBase(_CellLayer):
         stateful_masks=False,
         **kwargs,
     ):
-        self._init_layer(arguments(locals()))
+        self._init_layer(init_arguments(locals()))

@@ -5,11 +5,11 @@ import keras
 from keras_recdrop import _validation
 from keras_recdrop import noise as noise_lib
 from keras_recdrop import registry
+from keras_recdrop.cell_base import init_arguments
 from keras_recdrop.gru_core import GRUCellBase
 from keras_recdrop.layer_base import CellArgument
 from keras_recdrop.layer_base import GRULayerBase
 from keras_recdrop.layer_base import LSTMLayerBase
-from keras_recdrop.layer_base import arguments
 from keras_recdrop.lstm_core import LSTMCellBase
 
 
@@ -22,17 +22,6 @@ class Semeniuta:
     """
 
     recurrent_masks_multiply_state = False
-
-    def __init__(
-        self, units, recurrent_dropout=0.0, dropout=0.0, per_step=True, **kwargs
-    ):
-        self.per_step = _validation.check_bool("per_step", per_step)
-        super().__init__(
-            units,
-            recurrent_dropout=recurrent_dropout,
-            dropout=dropout,
-            **kwargs,
-        )
 
     def _recurrent_mask_count(self):
         if self.recurrent_dropout > 0 and not self.per_step:
@@ -114,6 +103,35 @@ class SemeniutaLSTMCell(Semeniuta, LSTMCellBase):
     (8, 4)
     """
 
+    def __init__(
+        self,
+        units,
+        recurrent_dropout=0.0,
+        dropout=0.0,
+        per_step=True,
+        *,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        seed=None,
+        dropout_masks="per_gate",
+        tied_masks=None,
+        implementation=2,
+        **kwargs,
+    ):
+        self.per_step = _validation.check_bool("per_step", per_step)
+        super().__init__(**init_arguments(locals(), exclude=("per_step",)))
+
 
 @keras.saving.register_keras_serializable(package="keras_recdrop")
 class SemeniutaGRUCell(Semeniuta, GRUCellBase):
@@ -160,6 +178,35 @@ class SemeniutaGRUCell(Semeniuta, GRUCellBase):
     >>> tuple(rnn(x, training=True).shape)
     (8, 4)
     """
+
+    def __init__(
+        self,
+        units,
+        recurrent_dropout=0.0,
+        dropout=0.0,
+        per_step=True,
+        *,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        reset_after=True,
+        seed=None,
+        dropout_masks="per_gate",
+        tied_masks=None,
+        implementation=2,
+        **kwargs,
+    ):
+        self.per_step = _validation.check_bool("per_step", per_step)
+        super().__init__(**init_arguments(locals(), exclude=("per_step",)))
 
 
 @keras.saving.register_keras_serializable(package="keras_recdrop")
@@ -233,7 +280,7 @@ class SemeniutaLSTM(LSTMLayerBase):
         per_step=True,
         **kwargs,
     ):
-        super().__init__(**arguments(locals()))
+        super().__init__(**init_arguments(locals()))
 
 
 @keras.saving.register_keras_serializable(package="keras_recdrop")
@@ -306,7 +353,7 @@ class SemeniutaGRU(GRULayerBase):
         per_step=True,
         **kwargs,
     ):
-        super().__init__(**arguments(locals()))
+        super().__init__(**init_arguments(locals()))
 
 
 registry.register(
