@@ -58,6 +58,14 @@ def init_arguments(init_locals, exclude=()):
     itself), then the items of its `**kwargs`: for a cell or a layer with
     an explicit signature to hand the rest to its base,
     `super().__init__(**init_arguments(locals(), exclude=(...)))`.
+
+    Example:
+
+    >>> from keras_recdrop.cell_base import init_arguments
+    >>> def f(self, units, rate=0.5, **kwargs):
+    ...     return init_arguments(locals(), exclude=("rate",))
+    >>> f(None, 4, rate=0.1, name="cell")
+    {'units': 4, 'name': 'cell'}
     """
     named = {
         k: v
@@ -102,6 +110,20 @@ class RegularizedCellBase(
 
     `G` is the number of gates (4 for an LSTM, 3 for a GRU); states are
     dicts of tensors, `{"h": ..., "c": ...}` or `{"h": ...}`.
+
+    Example:
+
+    >>> import keras, numpy as np, keras_recdrop
+    >>> cell = keras_recdrop.GalLSTMCell(4, dropout=0.2, recurrent_dropout=0.2)
+    >>> x = keras.ops.convert_to_tensor(np.ones((2, 3), "float32"))
+    >>> cell.build(x.shape)
+    >>> context = cell.begin_call(x, True)  # once per call, before the loop
+    >>> len(context.input_masks), len(context.recurrent_masks)
+    (4, 4)
+    >>> states = [keras.ops.zeros((2, 4)), keras.ops.zeros((2, 4))]
+    >>> output, _ = cell.step(cell.project_inputs(x, context), states, context)
+    >>> tuple(output.shape)
+    (2, 4)
     """
 
     num_gates = None

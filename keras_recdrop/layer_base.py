@@ -52,6 +52,13 @@ class CellArgument:
     """A layer attribute that reads the cell's attribute of the same name.
 
     As `keras.layers.LSTM.units` reads `self.cell.units`.
+
+    Example:
+
+    >>> import keras_recdrop
+    >>> layer = keras_recdrop.GalLSTM(4, recurrent_dropout=0.25)
+    >>> layer.recurrent_dropout, layer.cell.recurrent_dropout
+    (0.25, 0.25)
     """
 
     def __set_name__(self, owner, name):
@@ -197,6 +204,15 @@ class LSTMLayerBase(_CellLayer):
         initial_state: Optional list `[h, c]` of initial state tensors.
         mask: Optional boolean tensor `(batch, timesteps)`.
         training: Python boolean; noise only in training.
+
+    Example:
+
+    >>> import keras, keras_recdrop
+    >>> class MyZoneoutLSTM(keras_recdrop.LSTMLayerBase):
+    ...     cell_class = keras_recdrop.ZoneoutLSTMCell
+    >>> layer = MyZoneoutLSTM(4, zoneout_c=0.5, return_sequences=True)
+    >>> type(layer.cell).__name__, layer.cell.zoneout_c, layer.return_sequences
+    ('ZoneoutLSTMCell', 0.5, True)
     """
 
     unit_forget_bias = CellArgument()
@@ -301,6 +317,15 @@ class GRULayerBase(_CellLayer):
         initial_state: Optional list `[h]` with the initial state tensor.
         mask: Optional boolean tensor `(batch, timesteps)`.
         training: Python boolean; noise only in training.
+
+    Example:
+
+    >>> import keras, keras_recdrop
+    >>> class MySemeniutaGRU(keras_recdrop.GRULayerBase):
+    ...     cell_class = keras_recdrop.SemeniutaGRUCell
+    >>> layer = MySemeniutaGRU(4, recurrent_dropout=0.2, per_step=False)
+    >>> type(layer.cell).__name__, layer.cell.per_step, layer.reset_after
+    ('SemeniutaGRUCell', False, True)
     """
 
     reset_after = CellArgument()

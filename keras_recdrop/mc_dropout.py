@@ -33,7 +33,7 @@ KERAS_DROPOUT_LAYERS = (
 )
 
 
-def shares_noise_across_batch(layer, keras_dropout=False):
+def _shares_noise_across_batch(layer, keras_dropout=False):
     """Whether `layer` draws noise that the whole batch of a call shares.
 
     Tiled copies of a row in one call would then see the same noise, so
@@ -350,7 +350,7 @@ def mc_predict(
     _check_layers(layers)
 
     per_call = any(
-        shares_noise_across_batch(la, keras_dropout) for la in layers
+        _shares_noise_across_batch(la, keras_dropout) for la in layers
     )
     block = min(rows, batch_size)
     copies = 1 if per_call else max(1, min(samples, batch_size // block))

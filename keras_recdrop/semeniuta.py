@@ -19,6 +19,16 @@ class Semeniuta:
     `recurrent_dropout` is the rate of the candidate mask, fresh at every
     step (`per_step=True`, declared as per-step noise) or drawn once per
     sequence in the recurrent-mask hook (`per_step=False`).
+
+    Example:
+
+    >>> import keras_recdrop
+    >>> cell = keras_recdrop.SemeniutaLSTMCell(4, recurrent_dropout=0.25)
+    >>> cell.step_noise_spec(True)[0][:2]  # a fresh candidate mask per step
+    ('keep_g', 0.75)
+    >>> keras_recdrop.SemeniutaLSTMCell(
+    ...     4, recurrent_dropout=0.25, per_step=False).step_noise_spec(True)
+    ()
     """
 
     recurrent_masks_multiply_state = False

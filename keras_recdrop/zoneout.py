@@ -33,6 +33,15 @@ class Zoneout:
 
     Declares one per-step noise channel per zoned state (`d ~ Bernoulli(z)`,
     `True` = keep the previous value) and blends previous and new states.
+
+    Example:
+
+    >>> import keras_recdrop
+    >>> cell = keras_recdrop.ZoneoutGRUCell(4, zoneout_h=0.1)
+    >>> cell.step_noise_spec(True)  # keep h with probability 0.1, per step
+    (('h', 0.1, 4),)
+    >>> cell.step_noise_spec(False)  # the expectation at inference
+    ()
     """
 
     def _zoneout_rates(self):

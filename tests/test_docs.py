@@ -2,30 +2,57 @@
 
 import doctest
 import importlib
+import inspect
 import pathlib
 import re
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-MODULES = [
-    "keras_recdrop.conversion",
-    "keras_recdrop.embedding",
-    "keras_recdrop.gal",
-    "keras_recdrop.mc_dropout",
-    "keras_recdrop.noise_mode",
-    "keras_recdrop.norm_stabilizer",
-    "keras_recdrop.semeniuta",
-    "keras_recdrop.zoneout",
-    "keras_recdrop.rnn",
-]
+# Skipped by name: the private modules (their names are the package's
+# internals), and modules that define no public class or function.
+PRIVATE_MODULES = {
+    "keras_recdrop._compat",
+    "keras_recdrop._gradient",
+    "keras_recdrop._stateless",
+    "keras_recdrop._validation",
+    "keras_recdrop._version",
+}
+WITHOUT_PUBLIC_NAMES = {
+    "keras_recdrop.layers",  # re-exports the regularizers' layers
+    "keras_recdrop",  # the same for the whole package
+}
+MODULES = sorted(
+    "keras_recdrop" + ("" if path.stem == "__init__" else f".{path.stem}")
+    for path in (ROOT / "keras_recdrop").glob("*.py")
+)
+
+
+def _public_objects(module):
+    """The classes and functions `module` defines under a public name."""
+    return {
+        name: value
+        for name, value in vars(module).items()
+        if not name.startswith("_")
+        and (inspect.isclass(value) or inspect.isfunction(value))
+        and value.__module__ == module.__name__
+    }
 
 
 @pytest.mark.parametrize("name", MODULES)
-def test_docstring_examples_run(name):
+def test_every_public_class_and_function_has_an_example_that_runs(name):
+    if name in PRIVATE_MODULES:
+        pytest.skip(f"{name} is private")
     module = importlib.import_module(name)
+    public = _public_objects(module)
+    if name in WITHOUT_PUBLIC_NAMES:
+        assert public == {}, f"{name} has public names now: {sorted(public)}"
+        return
+    assert public, f"{name} has no public class or function"
+    without = [n for n, v in public.items() if ">>>" not in (v.__doc__ or "")]
+    assert without == []
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0
+    assert result.attempted >= len(public)
     assert result.failed == 0
 
 
