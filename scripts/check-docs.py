@@ -22,9 +22,11 @@ a strict build lets through:
 - offline: a stylesheet, script, font or image loaded from another host.
 
 Every run first checks that each of these detectors fires on a small page
-made to fail it and stays quiet on a correct one (`--self-test` runs only
-that), so a check that silently stopped matching fails CI too. Exits 1 and
-lists the findings, page by page, if there are any.
+made to fail it and stays quiet on a correct one, and that the build's
+comparison of a docstring's equations with their TeX
+(`scripts/docs/equations.py`) tells equal from different (`--self-test`
+runs only that), so a check that silently stopped matching fails CI too.
+Exits 1 and lists the findings, page by page, if there are any.
 """
 
 from __future__ import annotations
@@ -371,6 +373,36 @@ def _self_test():
     # A code block of Python on a cell page is not an equation.
     if "equations" in kinds(_CLEAN):
         failures.append("a Python code block was taken for equations")
+    failures.extend(_equations_self_test())
+    return failures
+
+
+def _equations_self_test():
+    """The build's docstring-vs-TeX check tells equal from different."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "docs"))
+    import equations
+
+    plain = "c_t = f * c_{t-1} + i * g     (plain update)\nh_t ~ Bernoulli(z)"
+    same = (
+        r"\begin{aligned} c_t &= f \odot c_{t-1} + i \odot g"
+        r" && \text{(plain update)} \\ h_t &\sim \operatorname{Bernoulli}(z)"
+        r" \end{aligned}"
+    )
+    failures = []
+    try:
+        equations.check_same("self-test", plain, same)
+    except ValueError as error:
+        failures.append(f"equal equations taken for different: {error}")
+    for wrong in (
+        same.replace(r"i \odot g", r"i + g"),
+        same.replace("c_{t-1}", "c_{t}"),
+        same.replace(r"\sim", "="),
+    ):
+        try:
+            equations.check_same("self-test", plain, wrong)
+        except ValueError:
+            continue
+        failures.append(f"different equations taken for equal: {wrong}")
     return failures
 
 
