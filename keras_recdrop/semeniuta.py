@@ -71,13 +71,13 @@ class SemeniutaLSTMCell(Semeniuta, LSTMCellBase):
     Equations (training; `m_t` entries in `{0, 1/(1-p)}`, fresh at every
     step with `per_step=True`, one per sequence with `per_step=False`):
 
+        z_k = (x_t * m^x_k) W_k + h_{t-1} U_k + b_k,   k ∈ {i,f,c,o}
         i, f, o = σ(z_i), σ(z_f), σ(z_o);   g_t = tanh(z_c)
         c_t = f * c_{t-1} + i * (m_t * g_t)
         h_t = o * tanh(c_t)
 
-    where `z_k = (x_t * m^x_k) W_k + h_{t-1} U_k + b_k` and `m^x` is the
-    optional per-sequence input dropout (`dropout`, per gate unless
-    `tied_masks`).
+    where `m^x` is the optional per-sequence input dropout (`dropout`, per
+    gate unless `tied_masks`).
 
     Args:
         units: Positive integer, dimensionality of the output space.
