@@ -19,9 +19,6 @@ Every loop returns Keras's `(last_output, outputs, states)`, `outputs`
 batch-major (`(batch, 1, units)` without `return_sequences`).
 """
 
-import functools
-import inspect
-
 import keras
 from keras import ops
 from keras import tree
@@ -31,11 +28,6 @@ from keras_recdrop import noise as noise_lib
 
 # Steps whose per-step noise the PyTorch loop draws at once.
 NOISE_CHUNK = 64
-
-
-@functools.cache
-def _takes_training(cell_class):
-    return "training" in inspect.signature(cell_class.call).parameters
 
 
 def _context_of(cell, contexts):
@@ -89,10 +81,11 @@ def call_cell(cell, inputs, states, contexts, training):
     context = _context_of(cell, contexts)
     if context is not None:
         kwargs["context"] = context
-    if _takes_training(type(cell)):
+    if isinstance(cell, keras.layers.Layer):
+        # A layer's `__call__` drops `training` where `call` takes none.
         kwargs["training"] = training
-    call = cell.__call__ if callable(cell) else cell.call
-    return call(inputs, states, **kwargs)
+        return cell(inputs, states, **kwargs)
+    return cell.call(inputs, states, **kwargs)
 
 
 def _step_contexts(contexts, noise_cells, seeds, batch):
