@@ -10,10 +10,12 @@ in a fresh process and fit 1 more, gives bit-identical weights on the CPU.
 Files written by version 0.1.0 (without the random state) still load.
 """
 
+import json
 import os
 import pathlib
 import subprocess
 import sys
+import zipfile
 
 import keras
 import numpy as np
@@ -251,7 +253,15 @@ def test_file_saved_by_version_0_2_0_loads_predicts_and_resumes():
     np.testing.assert_allclose(
         to_numpy(clone(x, training=False)), expected, atol=1e-5
     )
-    if keras.backend.backend() == "jax":
+    with zipfile.ZipFile(DATA / "model_v0_2_0.keras") as archive:
+        saved_by = json.loads(archive.read("metadata.json"))["keras_version"]
+    if keras.backend.backend() == "jax" and keras.__version__ == saved_by:
+        # Bit for bit with the Keras the file was written with (3.15.1). On
+        # keras-nightly 3.16.0.dev2026102704 the first training call of
+        # this file differs from 3.15.1's by 1e-3 for 0.2.0's own code as
+        # for today's (which agree with each other bit for bit there; the
+        # seed states after loading are equal): a change in Keras, not in
+        # the file or the package's streams.
         np.testing.assert_array_equal(
             to_numpy(model(x, training=True)),
             np.load(DATA / "model_v0_2_0_training_output.npy"),
