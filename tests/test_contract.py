@@ -167,6 +167,7 @@ OTHER_PUBLIC_NAMES = {
     "LSTMLayerBase",
     "GRULayerBase",
     "convert",
+    "export_mc",
     "mc_predict",
 }
 
