@@ -169,6 +169,7 @@ OTHER_PUBLIC_NAMES = {
     "convert",
     "export_mc",
     "mc_predict",
+    "reset_states",
 }
 
 

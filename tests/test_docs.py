@@ -19,6 +19,7 @@ MODULES = [
     "keras_recdrop.semeniuta",
     "keras_recdrop.zoneout",
     "keras_recdrop.rnn",
+    "keras_recdrop.states",
     # The example writes a SavedModel with a dynamic batch size, which
     # `export_mc` does on TensorFlow (on JAX it needs a fixed one).
     pytest.param(
