@@ -35,7 +35,10 @@ def _input_signature(model):
             f"built without `keras.Input`); received model={model.name!r} "
             "and input_signature=None."
         )
-    structure = getattr(model, "_inputs_struct", None)
+    try:  # A Functional model's inputs in their structure (a dict, ...).
+        structure = model.input
+    except (AttributeError, ValueError):  # A Sequential model never called.
+        structure = None
     if structure is None or len(keras.tree.flatten(structure)) != len(inputs):
         structure = inputs[0] if len(inputs) == 1 else list(inputs)
     return keras.tree.map_structure(
