@@ -331,3 +331,28 @@ def test_export_mc_refuses_what_is_not_a_model_and_stateful_models(tmp_path):
     stateful = keras.Model(inputs, kr.GalLSTM(3, stateful=True)(inputs))
     with pytest.raises(ValueError, match="stateful"):
         kr.export_mc(stateful, tmp_path / "m")
+
+
+@exporting_backend
+def test_exporting_leaves_the_model_streams_and_inference_unchanged(tmp_path):
+    model = _keras_dropout_model()
+    x = _floats(3, T, D, seed=7)
+    states = [
+        keras.ops.convert_to_numpy(v).tolist()
+        for v in model.non_trainable_variables
+    ]
+    inference = model.predict(x, verbose=0)
+    kr.export_mc(
+        model,
+        tmp_path / "m",
+        samples=4,
+        keras_dropout=True,
+        input_signature=_signature(x),
+        verbose=False,
+    )
+    after = [
+        keras.ops.convert_to_numpy(v).tolist()
+        for v in model.non_trainable_variables
+    ]
+    assert after == states
+    np.testing.assert_array_equal(model.predict(x, verbose=0), inference)
