@@ -51,6 +51,30 @@ from keras_recdrop.keras_protocol import KerasMaskProtocol
 from keras_recdrop.random_state import SavesRandomState
 
 
+def init_arguments(init_locals, exclude=()):
+    """The arguments an `__init__` received, from its `locals()`.
+
+    Its named arguments but those in `exclude` (what the class keeps
+    itself), then the items of its `**kwargs`: for a cell or a layer with
+    an explicit signature to hand the rest to its base,
+    `super().__init__(**init_arguments(locals(), exclude=(...)))`.
+
+    Example:
+
+    >>> from keras_recdrop.cell_base import init_arguments
+    >>> def f(self, units, rate=0.5, **kwargs):
+    ...     return init_arguments(locals(), exclude=("rate",))
+    >>> f(None, 4, rate=0.1, name="cell")
+    {'units': 4, 'name': 'cell'}
+    """
+    named = {
+        k: v
+        for k, v in init_locals.items()
+        if k not in ("self", "kwargs", "__class__", *exclude)
+    }
+    return {**named, **init_locals.get("kwargs", {})}
+
+
 class RegularizedCellBase(
     SavesRandomState, KerasMaskProtocol, keras.layers.Layer
 ):
@@ -86,6 +110,20 @@ class RegularizedCellBase(
 
     `G` is the number of gates (4 for an LSTM, 3 for a GRU); states are
     dicts of tensors, `{"h": ..., "c": ...}` or `{"h": ...}`.
+
+    Example:
+
+    >>> import keras, numpy as np, keras_recdrop
+    >>> cell = keras_recdrop.GalLSTMCell(4, dropout=0.2, recurrent_dropout=0.2)
+    >>> x = keras.ops.convert_to_tensor(np.ones((2, 3), "float32"))
+    >>> cell.build(x.shape)
+    >>> context = cell.begin_call(x, True)  # once per call, before the loop
+    >>> len(context.input_masks), len(context.recurrent_masks)
+    (4, 4)
+    >>> states = [keras.ops.zeros((2, 4)), keras.ops.zeros((2, 4))]
+    >>> output, _ = cell.step(cell.project_inputs(x, context), states, context)
+    >>> tuple(output.shape)
+    (2, 4)
     """
 
     num_gates = None
@@ -312,9 +350,13 @@ class RegularizedCellBase(
         """
         weights = {}
         for name in ("kernel", "recurrent_kernel"):
-            weight = ops.convert_to_tensor(
-                self._effective_weight(name, weight_masks)
-            )
+            weight = self._effective_weight(name, weight_masks)
+            if isinstance(weight, keras.Variable):
+                # Read into a tensor by a reshape to its own shape (no copy
+                # on any backend; TensorFlow's `convert_to_tensor` returns
+                # the variable itself): the backends' custom gradients
+                # take tensors, not variables.
+                weight = ops.reshape(weight, ops.shape(weight))
             blocks = tuple(ops.split(weight, self.num_gates, axis=1))
             weights[name] = (weight, blocks)
         return weights

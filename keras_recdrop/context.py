@@ -43,6 +43,18 @@ class CellContext:
             kernel instead of the cell's steps.
         noise: This step's noise, `{name: boolean (batch, width)}`, or
             `None` outside a step (and for a cell without per-step noise).
+
+    Example:
+
+    >>> import keras, numpy as np, keras_recdrop
+    >>> cell = keras_recdrop.WeightDropLSTMCell(4, weight_dropout=0.5)
+    >>> x = keras.ops.convert_to_tensor(np.ones((2, 3), "float32"))
+    >>> cell.build(x.shape)
+    >>> context = cell.begin_call(x, True)
+    >>> context.training, sorted(context.weights), sorted(context.weight_masks)
+    (True, ['kernel', 'recurrent_kernel'], ['recurrent_kernel'])
+    >>> cell.begin_call(x, False).weight_masks  # inference draws nothing
+    {}
     """
 
     training: bool

@@ -3,10 +3,10 @@
 import keras
 
 from keras_recdrop import registry
+from keras_recdrop.cell_base import init_arguments
 from keras_recdrop.gru_core import GRUCellBase
 from keras_recdrop.layer_base import GRULayerBase
 from keras_recdrop.layer_base import LSTMLayerBase
-from keras_recdrop.layer_base import arguments
 from keras_recdrop.lstm_core import LSTMCellBase
 
 
@@ -70,6 +70,33 @@ class GalLSTMCell(LSTMCellBase):
     (8, 4)
     """
 
+    def __init__(
+        self,
+        units,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        *,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        seed=None,
+        dropout_masks="per_gate",
+        tied_masks=None,
+        implementation=2,
+        **kwargs,
+    ):
+        super().__init__(**init_arguments(locals()))
+
 
 @keras.saving.register_keras_serializable(package="keras_recdrop")
 class GalGRUCell(GRUCellBase):
@@ -122,6 +149,33 @@ class GalGRUCell(GRUCellBase):
     >>> tuple(rnn(x, training=True).shape)
     (8, 4)
     """
+
+    def __init__(
+        self,
+        units,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        *,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        reset_after=True,
+        seed=None,
+        dropout_masks="per_gate",
+        tied_masks=None,
+        implementation=2,
+        **kwargs,
+    ):
+        super().__init__(**init_arguments(locals()))
 
 
 @keras.saving.register_keras_serializable(package="keras_recdrop")
@@ -194,7 +248,7 @@ class GalLSTM(LSTMLayerBase):
         stateful_masks=False,
         **kwargs,
     ):
-        super().__init__(**arguments(locals()))
+        super().__init__(**init_arguments(locals()))
 
 
 @keras.saving.register_keras_serializable(package="keras_recdrop")
@@ -266,7 +320,7 @@ class GalGRU(GRULayerBase):
         stateful_masks=False,
         **kwargs,
     ):
-        super().__init__(**arguments(locals()))
+        super().__init__(**init_arguments(locals()))
 
 
 registry.register(

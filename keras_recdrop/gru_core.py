@@ -30,6 +30,15 @@ class GRUCellBase(RegularizedCellBase):
 
     Not meant to be used directly: use `ZoneoutGRUCell`,
     `SemeniutaGRUCell` or `GalGRUCell`.
+
+    Example:
+
+    >>> import keras, numpy as np, keras_recdrop
+    >>> x = np.random.rand(2, 5, 3).astype("float32")
+    >>> keras_recdrop.GalGRUCell(4).reset_after  # Keras's default
+    True
+    >>> tuple(keras_recdrop.RNN(keras_recdrop.GalGRUCell(4))(x).shape)
+    (2, 4)
     """
 
     num_gates = 3

@@ -38,6 +38,19 @@ class KerasMaskProtocol(_compat.DropoutRNNCell):
 
     The cell provides `begin_call(like, training)`, `seed_generator` and
     `built`; see `RegularizedCellBase`.
+
+    Example:
+
+    >>> import keras, numpy as np, keras_recdrop
+    >>> cell = keras_recdrop.GalLSTMCell(4, dropout=0.5)
+    >>> cell.build((2, 3))
+    >>> step_input = keras.ops.ones((2, 3))
+    >>> masks = cell.get_dropout_mask(step_input)  # drawn and kept
+    >>> cell.get_dropout_mask(step_input) is masks
+    True
+    >>> cell.reset_dropout_mask()
+    >>> cell.get_dropout_mask(step_input) is masks  # new masks
+    False
     """
 
     # `(CellContext, whether a hook built it)`, or `None`.

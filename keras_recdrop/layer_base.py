@@ -22,6 +22,7 @@ CPU, JAX's CPU GRU). `use_cudnn=True` asks for the fused kernel always.
 import keras
 
 from keras_recdrop import _validation
+from keras_recdrop.cell_base import init_arguments
 from keras_recdrop.rnn import RNN
 
 # Arguments of the layer (and of `keras.layers.Layer`), not of the cell.
@@ -47,25 +48,17 @@ _LAYER_KWARGS = (
 _CELL_PRIVATE_CONFIG = ("name", "dtype", "trainable")
 
 
-def arguments(init_locals):
-    """The arguments an `__init__` received, from its `locals()`.
-
-    Its named arguments, then the items of its `**kwargs`; for a ready-made
-    layer to hand everything to its base:
-    `super().__init__(**arguments(locals()))`.
-    """
-    named = {
-        k: v
-        for k, v in init_locals.items()
-        if k not in ("self", "kwargs", "__class__")
-    }
-    return {**named, **init_locals.get("kwargs", {})}
-
-
 class CellArgument:
     """A layer attribute that reads the cell's attribute of the same name.
 
     As `keras.layers.LSTM.units` reads `self.cell.units`.
+
+    Example:
+
+    >>> import keras_recdrop
+    >>> layer = keras_recdrop.GalLSTM(4, recurrent_dropout=0.25)
+    >>> layer.recurrent_dropout, layer.cell.recurrent_dropout
+    (0.25, 0.25)
     """
 
     def __set_name__(self, owner, name):
@@ -211,6 +204,15 @@ class LSTMLayerBase(_CellLayer):
         initial_state: Optional list `[h, c]` of initial state tensors.
         mask: Optional boolean tensor `(batch, timesteps)`.
         training: Python boolean; noise only in training.
+
+    Example:
+
+    >>> import keras, keras_recdrop
+    >>> class MyZoneoutLSTM(keras_recdrop.LSTMLayerBase):
+    ...     cell_class = keras_recdrop.ZoneoutLSTMCell
+    >>> layer = MyZoneoutLSTM(4, zoneout_c=0.5, return_sequences=True)
+    >>> type(layer.cell).__name__, layer.cell.zoneout_c, layer.return_sequences
+    ('ZoneoutLSTMCell', 0.5, True)
     """
 
     unit_forget_bias = CellArgument()
@@ -248,7 +250,7 @@ class LSTMLayerBase(_CellLayer):
         stateful_masks=False,
         **kwargs,
     ):
-        self._init_layer(arguments(locals()))
+        self._init_layer(init_arguments(locals()))
 
 
 class GRULayerBase(_CellLayer):
@@ -315,6 +317,15 @@ class GRULayerBase(_CellLayer):
         initial_state: Optional list `[h]` with the initial state tensor.
         mask: Optional boolean tensor `(batch, timesteps)`.
         training: Python boolean; noise only in training.
+
+    Example:
+
+    >>> import keras, keras_recdrop
+    >>> class MySemeniutaGRU(keras_recdrop.GRULayerBase):
+    ...     cell_class = keras_recdrop.SemeniutaGRUCell
+    >>> layer = MySemeniutaGRU(4, recurrent_dropout=0.2, per_step=False)
+    >>> type(layer.cell).__name__, layer.cell.per_step, layer.reset_after
+    ('SemeniutaGRUCell', False, True)
     """
 
     reset_after = CellArgument()
@@ -352,4 +363,4 @@ class GRULayerBase(_CellLayer):
         stateful_masks=False,
         **kwargs,
     ):
-        self._init_layer(arguments(locals()))
+        self._init_layer(init_arguments(locals()))

@@ -19,9 +19,6 @@ Every loop returns Keras's `(last_output, outputs, states)`, `outputs`
 batch-major (`(batch, 1, units)` without `return_sequences`).
 """
 
-import functools
-import inspect
-
 import keras
 from keras import ops
 from keras import tree
@@ -33,12 +30,7 @@ from keras_recdrop import noise as noise_lib
 NOISE_CHUNK = 64
 
 
-@functools.cache
-def _takes_training(cell_class):
-    return "training" in inspect.signature(cell_class.call).parameters
-
-
-def context_of(cell, contexts):
+def _context_of(cell, contexts):
     """The context paired with `cell` in `contexts`, or `None`."""
     for other, context in contexts:
         if other is cell:
@@ -54,6 +46,20 @@ def call_cell(cell, inputs, states, contexts, training):
     through here, cell by cell as its own `call` does, so that each of its
     cells gets its own context and Keras's cells get none (they take no
     such argument).
+
+    Example:
+
+    >>> import keras, numpy as np, keras_recdrop
+    >>> from keras_recdrop import loops
+    >>> cell = keras_recdrop.GalLSTMCell(4, dropout=0.5)
+    >>> x = keras.ops.convert_to_tensor(np.ones((2, 5, 3), "float32"))
+    >>> cell.build((2, 3))
+    >>> context = cell.begin_call(x, True)  # the call's masks and weights
+    >>> state = [keras.ops.zeros((2, 4)), keras.ops.zeros((2, 4))]
+    >>> output, new_state = loops.call_cell(
+    ...     cell, x[:, 0], state, ((cell, context),), True)
+    >>> tuple(output.shape), len(new_state)
+    ((2, 4), 2)
     """
     if isinstance(cell, keras.layers.StackedRNNCells):
         new_states = []
@@ -72,13 +78,14 @@ def call_cell(cell, inputs, states, contexts, training):
             new_states = new_states[0]
         return inputs, new_states
     kwargs = {}
-    context = context_of(cell, contexts)
+    context = _context_of(cell, contexts)
     if context is not None:
         kwargs["context"] = context
-    if _takes_training(type(cell)):
+    if isinstance(cell, keras.layers.Layer):
+        # A layer's `__call__` drops `training` where `call` takes none.
         kwargs["training"] = training
-    call = cell.__call__ if callable(cell) else cell.call
-    return call(inputs, states, **kwargs)
+        return cell(inputs, states, **kwargs)
+    return cell.call(inputs, states, **kwargs)
 
 
 def _step_contexts(contexts, noise_cells, seeds, batch):
@@ -88,7 +95,7 @@ def _step_contexts(contexts, noise_cells, seeds, batch):
     step_seeds = tuple(zip(noise_cells, seeds, strict=True))
     step_contexts = []
     for cell, context in contexts:
-        seed = context_of(cell, step_seeds)
+        seed = _context_of(cell, step_seeds)
         if seed is not None:
             spec = context.noise_spec
             noise = noise_lib.draw_step_noise(
@@ -133,6 +140,22 @@ def scanned_loop(
             place after the call).
         lookahead: `None`, or how many iterations TensorFlow's loop may run
             at once (`_compat.run_rnn_loop`).
+
+    Example:
+
+    >>> import keras, numpy as np, keras_recdrop
+    >>> from keras_recdrop import loops
+    >>> cell = keras_recdrop.GalLSTMCell(4, dropout=0.5)
+    >>> x = keras.ops.convert_to_tensor(np.ones((2, 5, 3), "float32"))
+    >>> cell.build((2, 3))
+    >>> context = cell.begin_call(x, True)  # the call's masks and weights
+    >>> state = [keras.ops.zeros((2, 4)), keras.ops.zeros((2, 4))]
+    >>> last, outputs, states = loops.scanned_loop(
+    ...     cell, ((cell, context),), (), x, state, None, training=True,
+    ...     go_backwards=False, unroll=False, zero_output_for_mask=False,
+    ...     return_sequences=True, stateful=False)
+    >>> tuple(outputs.shape)
+    (2, 5, 4)
     """
     noise_cells = tuple(cell for cell, _ in step_seeds)
     # `(T, 1, 2)`: TensorFlow's loop takes only inputs of rank >= 3.
@@ -207,6 +230,21 @@ def torch_loop(
         step_seeds: int32 `(T, 2)`, or `None` if the cell needs no
             per-step noise.
         Others: as `scanned_loop`.
+
+    Example:
+
+    >>> import keras, numpy as np, keras_recdrop
+    >>> from keras_recdrop import loops
+    >>> cell = keras_recdrop.GalLSTMCell(4, dropout=0.5)
+    >>> x = keras.ops.convert_to_tensor(np.ones((2, 5, 3), "float32"))
+    >>> cell.build((2, 3))
+    >>> context = cell.begin_call(x, True)  # the call's masks and weights
+    >>> state = [keras.ops.zeros((2, 4)), keras.ops.zeros((2, 4))]
+    >>> last, outputs, states = loops.torch_loop(  # on any backend
+    ...     cell, context, None, x, state, None, go_backwards=False,
+    ...     zero_output_for_mask=False, return_sequences=False, stateful=False)
+    >>> tuple(outputs.shape)
+    (2, 1, 4)
     """
     inputs = ops.swapaxes(sequences, 0, 1)
     projections = ops.unstack(cell.project_inputs(inputs, context))
@@ -277,6 +315,25 @@ def fused_loop(
 
     Raises `NotImplementedError` where the backend has none (TensorFlow and
     JAX's LSTM on a CPU); the caller then runs a loop.
+
+    Example:
+
+    >>> import keras, numpy as np, keras_recdrop
+    >>> from keras_recdrop import loops
+    >>> cell = keras_recdrop.GalLSTMCell(4, dropout=0.5)
+    >>> x = keras.ops.convert_to_tensor(np.ones((2, 5, 3), "float32"))
+    >>> cell.build((2, 3))
+    >>> context = cell.begin_call(x, True)  # the call's masks and weights
+    >>> state = [keras.ops.zeros((2, 4)), keras.ops.zeros((2, 4))]
+    >>> plain = cell.begin_call(x, False)  # inference: a plain LSTM
+    >>> try:
+    ...     _, outputs, _ = loops.fused_loop(
+    ...         cell, plain, x, state, None, go_backwards=False, unroll=False,
+    ...         return_sequences=True)
+    ...     print(tuple(outputs.shape))
+    ... except NotImplementedError:  # no fused kernel on this backend here
+    ...     print((2, 5, 4))
+    (2, 5, 4)
     """
     return cell.fused_call(
         sequences,

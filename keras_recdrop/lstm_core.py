@@ -35,6 +35,13 @@ class LSTMCellBase(RegularizedCellBase):
 
     Not meant to be used directly: use `ZoneoutLSTMCell`,
     `SemeniutaLSTMCell`, `GalLSTMCell` or `WeightDropLSTMCell`.
+
+    Example:
+
+    >>> import keras, numpy as np, keras_recdrop
+    >>> cell = keras_recdrop.GalLSTMCell(4)
+    >>> cell.state_size, cell.unit_forget_bias
+    ([4, 4], True)
     """
 
     num_gates = 4

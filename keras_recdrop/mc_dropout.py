@@ -36,7 +36,7 @@ KERAS_DROPOUT_LAYERS = (
 )
 
 
-def shares_noise_across_batch(layer, keras_dropout=False):
+def _shares_noise_across_batch(layer, keras_dropout=False):
     """Whether `layer` draws noise that the whole batch of a call shares.
 
     Tiled copies of a row in one call would then see the same noise, so
@@ -318,7 +318,7 @@ def _sampling_plan(layers, keras_dropout):
     dropout_layers = _keras_dropout_layers(layers, keras_dropout)
     return _SamplingPlan(
         per_call=any(
-            shares_noise_across_batch(la, keras_dropout) for la in layers
+            _shares_noise_across_batch(la, keras_dropout) for la in layers
         ),
         dropout_layers=dropout_layers,
         # Without noise every sample is the same: one pass, spread exactly 0.

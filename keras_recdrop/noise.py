@@ -53,6 +53,16 @@ class StatelessSeed(collections.namedtuple("StatelessSeed", ["seed"])):
     inside a traced loop body. One row of the table `draw_step_seeds` draws
     before the time loop (the seed of one step), or a seed of the masks
     that `keras_recdrop.RNN(stateful_masks=True)` holds across calls.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_recdrop import noise
+    >>> seed = noise.StatelessSeed(keras.ops.convert_to_tensor([1, 2], "int32"))
+    >>> a = noise.draw_step_noise((("keep", 0.5, 8),), (4,), seed)
+    >>> b = noise.draw_step_noise((("keep", 0.5, 8),), (4,), seed)
+    >>> bool(keras.ops.all(a == b))  # the same seed, the same draw
+    True
     """
 
 
@@ -82,6 +92,15 @@ def draw_step_seeds(seed_generator, timesteps):
     pair, so the streams of different steps (and calls) are unrelated to
     each other and to the generator's own draws; every replica of a
     `tf.distribute` strategy gets its own.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_recdrop import noise
+    >>> generator = keras.random.SeedGenerator(7)
+    >>> seeds = noise.draw_step_seeds(generator, 100)
+    >>> tuple(seeds.shape), keras.backend.standardize_dtype(seeds.dtype)
+    ((100, 2), 'int32')
     """
     return _stateless.seeds(timesteps, _next_seed(seed_generator))
 
@@ -105,7 +124,14 @@ def _uniform(shape, seed):
 
 
 def inverted_dropout_scale(rate):
-    """The factor `1 / (1 - rate)` that keeps the expectation unchanged."""
+    """The factor `1 / (1 - rate)` that keeps the expectation unchanged.
+
+    Example:
+
+    >>> from keras_recdrop import noise
+    >>> noise.inverted_dropout_scale(0.2)
+    1.25
+    """
     return 1.0 / (1.0 - rate)
 
 
@@ -127,6 +153,18 @@ def draw_masks(count, shape, rate, seed, dtype):
         seed: A `keras.random.SeedGenerator`, a `StatelessSeed` (or an
             int).
         dtype: Dtype of the masks.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> from keras_recdrop import noise
+    >>> masks = noise.draw_masks(
+    ...     4, (2, 3), 0.5, keras.random.SeedGenerator(1), "float32")
+    >>> len(masks), tuple(masks[0].shape)
+    (4, (2, 3))
+    >>> sorted(set(np.concatenate(
+    ...     [keras.ops.convert_to_numpy(m).ravel() for m in masks]).tolist()))
+    [0.0, 2.0]
     """
     shape = (count,) + tuple(shape)
     keep = _uniform(shape, seed) >= rate
@@ -146,6 +184,17 @@ def draw_keep_decisions(count, shape, rate, seed):
     float32 uniform draw, and XLA holds those words while the training
     step's other buffers are live (measured: `benchmarks/memory.py`, JAX,
     U=1024: 16 MiB less).
+
+    Example:
+
+    >>> import keras
+    >>> from keras_recdrop import noise
+    >>> (keep,) = noise.draw_keep_decisions(
+    ...     1, (256, 1024), 0.25, keras.random.SeedGenerator(2))
+    >>> keep.shape[0], keras.backend.standardize_dtype(keep.dtype)
+    (256, 'bool')
+    >>> round(float(keras.ops.mean(keras.ops.cast(keep, "float32"))), 2)
+    0.75
     """
     shape = (count,) + tuple(shape)
     if isinstance(seed, keras.random.SeedGenerator):
@@ -166,6 +215,15 @@ def apply_mask(x, mask, scale=None):
     never `x`, which automatic differentiation of `x * mask` would keep for
     the mask's unused gradient (rule 3 of "Loop constants" in
     docs/design.md).
+
+    Example:
+
+    >>> import keras
+    >>> from keras_recdrop import noise
+    >>> x = keras.ops.ones((2, 3))
+    >>> keep = keras.ops.convert_to_tensor([[True, False, True]] * 2)
+    >>> keras.ops.convert_to_numpy(noise.apply_mask(x, keep, 2.0)).tolist()
+    [[2.0, 0.0, 2.0], [2.0, 0.0, 2.0]]
     """
 
     def masked(value, mask):
@@ -188,6 +246,14 @@ def derived_seed(seed, salt):
 
     Deterministic, so that a derived random stream is reproducible from the
     user's seed, and unrelated to the streams of `seed` and other salts.
+
+    Example:
+
+    >>> from keras_recdrop import noise
+    >>> noise.derived_seed(42, 0) == noise.derived_seed(42, 0)
+    True
+    >>> noise.derived_seed(42, 0) != noise.derived_seed(42, 1)
+    True
     """
     return (seed * 0x9E3779B1 + 0x7F4A7C15 * (salt + 1)) % _MAX_SEED
 
@@ -197,6 +263,14 @@ def derive_seeds(seed, count):
 
     Reads no random state. Inside a multi-replica `tf.distribute` context
     the replica id is folded in, as in `draw_step_seeds`.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_recdrop import noise
+    >>> seed = noise.StatelessSeed(keras.ops.convert_to_tensor([3, 0], "int32"))
+    >>> tuple(noise.derive_seeds(seed, 5).shape)
+    (5, 2)
     """
     replica = _compat.tf_replica_id()
     if replica is not None:
@@ -210,6 +284,15 @@ def reseed_for_backward_direction(generator, seed):
     Deterministic (the same seed always gives the same backward stream) and
     different from the forward stream. A generator without a seed keeps its
     random stream, which already differs between instances.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_recdrop import noise
+    >>> forward, backward = (keras.random.SeedGenerator(5) for _ in range(2))
+    >>> noise.reseed_for_backward_direction(backward, 5)
+    >>> bool(keras.ops.all(forward.state.value == backward.state.value))
+    False
     """
     if seed is None:
         return
@@ -220,7 +303,14 @@ def reseed_for_backward_direction(generator, seed):
 
 
 def spec_width(spec):
-    """Total number of boolean channels of a noise spec."""
+    """Total number of boolean channels of a noise spec.
+
+    Example:
+
+    >>> from keras_recdrop import noise
+    >>> noise.spec_width((("c", 0.5, 16), ("h", 0.05, 16)))
+    32
+    """
     return sum(width for _, _, width in spec)
 
 
@@ -233,6 +323,14 @@ def quantized_probability(probability):
     Decisions compare 16-bit random integers with
     `round(probability * 2^16)`, so the probability is quantized to a
     multiple of 2^-16 (at most 2^-17 from the rate given).
+
+    Example:
+
+    >>> from keras_recdrop import noise
+    >>> noise.quantized_probability(0.5)
+    0.5
+    >>> abs(noise.quantized_probability(0.1) - 0.1) <= 2**-17
+    True
     """
     return round(probability * BERNOULLI_RESOLUTION) / BERNOULLI_RESOLUTION
 
@@ -265,6 +363,15 @@ def draw_step_noise(spec, leading_shape, seed):
     2^-16 (`quantized_probability`), independently for every sample and
     unit (and, with a fresh seed per step, for every step). Returns `None`
     for an empty spec.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_recdrop import noise
+    >>> spec = (("c", 0.5, 16), ("h", 0.05, 16))
+    >>> step = noise.draw_step_noise(spec, (8,), keras.random.SeedGenerator(3))
+    >>> tuple(step.shape), keras.backend.standardize_dtype(step.dtype)
+    ((8, 32), 'bool')
     """
     if not spec:
         return None
@@ -273,7 +380,18 @@ def draw_step_noise(spec, leading_shape, seed):
 
 
 def split_step_noise(spec, noise):
-    """Splits a boolean noise tensor `(..., width)` into its named channels."""
+    """Splits a boolean noise tensor `(..., width)` into its named channels.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_recdrop import noise
+    >>> spec = (("c", 0.5, 16), ("h", 0.05, 16))
+    >>> step = noise.draw_step_noise(spec, (8,), keras.random.SeedGenerator(3))
+    >>> channels = noise.split_step_noise(spec, step)
+    >>> {name: tuple(value.shape) for name, value in channels.items()}
+    {'c': (8, 16), 'h': (8, 16)}
+    """
     channels = {}
     start = 0
     for name, _, width in spec:
@@ -291,6 +409,14 @@ def inside_jax_loop_trace(step_input, seed_generator):
     trace of its own, newer than the one that holds the generator's state
     (`jit`'s, or none in eager mode); an unrolled loop, `jax.grad` and `fit`
     reuse the generator's. Always `False` on the other backends.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_recdrop import noise
+    >>> noise.inside_jax_loop_trace(  # eagerly: no loop is being traced
+    ...     keras.ops.ones((2, 3)), keras.random.SeedGenerator(1))
+    False
     """
     if keras.backend.backend() != "jax":
         return False

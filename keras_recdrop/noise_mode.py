@@ -47,5 +47,15 @@ def monte_carlo():
 
 
 def active(training):
-    """Whether a call draws noise: in training or inside `monte_carlo()`."""
+    """Whether a call draws noise: in training or inside `monte_carlo()`.
+
+    Example:
+
+    >>> from keras_recdrop import noise_mode
+    >>> noise_mode.active(False)
+    False
+    >>> with noise_mode.monte_carlo():
+    ...     noise_mode.active(False)
+    True
+    """
     return bool(training) or getattr(_state, "on", False)

@@ -28,7 +28,7 @@ class NormStabilizer(keras.layers.Layer):
     Equation (training; `h` of shape `(batch, time, units)`,
     `||.||` the L2 norm over `units`):
 
-        loss = beta * 1/(B (T - 1)) * sum_b sum_{t=1}^{T-1}
+        loss = beta / (B (T - 1)) sum_b sum_{t=1}^{T-1}
                    (||h[b, t]|| - ||h[b, t - 1]||)^2
 
     i.e. `beta` times the mean, over the `T - 1` consecutive pairs and the

@@ -42,6 +42,17 @@ def masked_products(x, masks, kernels):
 
         dL/dx   = sum_k (dL/dz_k K_k^T) * m_k
         dL/dK_k = (x * m_k)^T dL/dz_k
+
+    Example:
+
+    >>> import keras
+    >>> from keras_recdrop import products
+    >>> x = keras.ops.ones((2, 3))
+    >>> masks = (keras.ops.convert_to_tensor([[2.0, 0.0, 0.0]] * 2),)
+    >>> kernel = keras.ops.ones((3, 4))
+    >>> keras.ops.convert_to_numpy(
+    ...     products.masked_products(x, masks, (kernel,))).tolist()
+    [[2.0, 2.0, 2.0, 2.0], [2.0, 2.0, 2.0, 2.0]]
     """
     count, mask_count = len(kernels), len(masks)
     if mask_count not in (1, count):
@@ -94,6 +105,16 @@ def gate_products(x, blocks, masks, fused=False):
     `None` or a tuple of `G` tensors `(batch, features)`, with `G` either 1
     (one mask for all gates) or one per block. Returns one
     `(batch, G * units)` tensor if `fused`, else a list of `G` tensors.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_recdrop import products
+    >>> x = keras.ops.ones((2, 3))
+    >>> blocks = [keras.ops.ones((3, 1)) * k for k in range(4)]
+    >>> z = products.gate_products(x, blocks, None, fused=True)
+    >>> keras.ops.convert_to_numpy(z).tolist()
+    [[0.0, 3.0, 6.0, 9.0], [0.0, 3.0, 6.0, 9.0]]
     """
     if masks is None:
         parts = [x @ k for k in blocks]
@@ -114,6 +135,20 @@ def products(x, kernel, blocks, masks, per_gate_products, fused):
     gate-batched `einsum("gbd,dgu->bgu")` computes the same but made
     TensorFlow without XLA transpose the kernel at every step, twice as
     slow; see `docs/benchmarks.md`.)
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> from keras_recdrop import products
+    >>> x = keras.ops.convert_to_tensor(np.random.rand(2, 3).astype("float32"))
+    >>> kernel = keras.ops.convert_to_tensor(
+    ...     np.random.rand(3, 8).astype("float32"))
+    >>> blocks = keras.ops.split(kernel, 4, axis=1)
+    >>> one = products.products(x, kernel, blocks, None, False, fused=True)
+    >>> four = products.products(x, kernel, blocks, None, True, fused=True)
+    >>> bool(np.allclose(keras.ops.convert_to_numpy(one),
+    ...                  keras.ops.convert_to_numpy(four), atol=1e-6))
+    True
     """
     if per_gate_products or _per_gate(masks):
         return gate_products(x, blocks, masks, fused=fused)

@@ -23,6 +23,17 @@ class SavesRandomState:
     """Mixin for `keras.layers.Layer`: saves its generators' states too.
 
     Subclasses list their generators in `_random_state_generators()`.
+
+    Example:
+
+    >>> import keras, numpy as np, keras_recdrop
+    >>> layer = keras_recdrop.ZoneoutLSTM(4, zoneout_c=0.5, seed=1)
+    >>> x = np.ones((2, 3, 2), "float32")
+    >>> _ = layer(x, training=True)  # advances the random stream
+    >>> store = {}
+    >>> layer.cell.save_own_variables(store)
+    >>> sorted(k for k in store if k.startswith("random_state"))
+    ['random_state_0']
     """
 
     def _random_state_generators(self):

@@ -27,6 +27,15 @@ def cell_draws_noise(obj):
     """`draws_noise` of a recurrent regularizer: asks the cell.
 
     `obj` is one of its cells, or a ready-made layer (which asks its cell).
+
+    Example:
+
+    >>> import keras_recdrop
+    >>> from keras_recdrop import registry
+    >>> registry.cell_draws_noise(keras_recdrop.GalLSTM(4, dropout=0.1))
+    True
+    >>> registry.cell_draws_noise(keras_recdrop.GalLSTMCell(4))
+    False
     """
     return getattr(obj, "cell", obj).draws_noise()
 
@@ -49,6 +58,16 @@ class Regularizer:
             would then see the same noise.
         draws_noise: A function of one of its cells or layers, true when
             that object draws random noise in training (a rate above 0).
+
+    Example:
+
+    >>> from keras_recdrop import registry
+    >>> zoneout = registry.regularizers()[
+    ...     [r.name for r in registry.regularizers()].index("zoneout")]
+    >>> sorted(zoneout.converts)
+    ['GRU', 'LSTM']
+    >>> zoneout.converts["LSTM"].__name__
+    'ZoneoutLSTM'
     """
 
     name: str
@@ -67,7 +86,17 @@ _REGISTRY = {}
 
 
 def register(regularizer):
-    """Adds `regularizer` to the table; its name must be new."""
+    """Adds `regularizer` to the table; its name must be new.
+
+    Example:
+
+    >>> from keras_recdrop import registry
+    >>> try:
+    ...     registry.register(registry.Regularizer(name="gal"))
+    ... except ValueError as error:
+    ...     print(error)
+    A regularizer named 'gal' is already registered.
+    """
     if regularizer.name in _REGISTRY:
         raise ValueError(
             f"A regularizer named {regularizer.name!r} is already registered."
@@ -77,17 +106,41 @@ def register(regularizer):
 
 
 def regularizers():
-    """Every registered regularizer, in the order of registration."""
+    """Every registered regularizer, in the order of registration.
+
+    Example:
+
+    >>> from keras_recdrop import registry
+    >>> names = sorted(r.name for r in registry.regularizers())
+    >>> len(names), names[1], names[-1]
+    (6, 'gal', 'zoneout')
+    """
     return tuple(_REGISTRY.values())
 
 
 def public_classes():
-    """Every cell and layer class of every regularizer."""
+    """Every cell and layer class of every regularizer.
+
+    Example:
+
+    >>> import keras_recdrop
+    >>> from keras_recdrop import registry
+    >>> keras_recdrop.ZoneoutLSTMCell in registry.public_classes()
+    True
+    """
     return tuple(c for r in regularizers() for c in r.classes)
 
 
 def ready_made_layers():
-    """The ready-made recurrent layers (`GalLSTM`, ...), `{name: class}`."""
+    """The ready-made recurrent layers (`GalLSTM`, ...), `{name: class}`.
+
+    Example:
+
+    >>> from keras_recdrop import registry
+    >>> sorted(registry.ready_made_layers())  # doctest: +NORMALIZE_WHITESPACE
+    ['GalGRU', 'GalLSTM', 'SemeniutaGRU', 'SemeniutaLSTM', 'WeightDropLSTM',
+     'ZoneoutGRU', 'ZoneoutLSTM']
+    """
     return {
         layer.__name__: layer
         for r in regularizers()
@@ -96,7 +149,14 @@ def ready_made_layers():
 
 
 def conversion_targets(kind):
-    """`{name: layer class}` that a Keras `kind` (`"LSTM"`/`"GRU"`) becomes."""
+    """`{name: layer class}` that a Keras `kind` (`"LSTM"`/`"GRU"`) becomes.
+
+    Example:
+
+    >>> from keras_recdrop import registry
+    >>> sorted(registry.conversion_targets("GRU"))
+    ['gal', 'semeniuta', 'zoneout']
+    """
     return {
         r.name: r.converts[kind] for r in regularizers() if kind in r.converts
     }
@@ -107,6 +167,15 @@ def regularizer_of(obj):
 
     The most specific one: a subclass registered as a regularizer of its
     own is not its base class's.
+
+    Example:
+
+    >>> import keras, keras_recdrop
+    >>> from keras_recdrop import registry
+    >>> registry.regularizer_of(keras_recdrop.SemeniutaGRU(3)).name
+    'semeniuta'
+    >>> registry.regularizer_of(keras.layers.LSTM(3)) is None
+    True
     """
     mro = type(obj).__mro__
     found = [
@@ -119,7 +188,19 @@ def regularizer_of(obj):
 
 
 def shares_noise_across_batch(obj):
-    """Whether `obj` (any layer or cell) draws noise its batch shares."""
+    """Whether `obj` (any layer or cell) draws noise its batch shares.
+
+    Example:
+
+    >>> import keras_recdrop
+    >>> from keras_recdrop import registry
+    >>> registry.shares_noise_across_batch(
+    ...     keras_recdrop.WeightDropLSTM(3, weight_dropout=0.5))
+    True
+    >>> registry.shares_noise_across_batch(
+    ...     keras_recdrop.GalLSTM(3, dropout=0.5))
+    False
+    """
     regularizer = regularizer_of(obj)
     return regularizer is not None and regularizer.shares_noise_across_batch(
         obj
@@ -127,6 +208,16 @@ def shares_noise_across_batch(obj):
 
 
 def draws_noise(obj):
-    """Whether `obj` (any layer or cell) draws the package's noise."""
+    """Whether `obj` (any layer or cell) draws the package's noise.
+
+    Example:
+
+    >>> import keras, keras_recdrop
+    >>> from keras_recdrop import registry
+    >>> registry.draws_noise(keras_recdrop.ZoneoutLSTMCell(3, zoneout_c=0.5))
+    True
+    >>> registry.draws_noise(keras.layers.Dropout(0.5))  # not the package's
+    False
+    """
     regularizer = regularizer_of(obj)
     return regularizer is not None and regularizer.draws_noise(obj)

@@ -164,6 +164,16 @@ class RNN(SavesRandomState, _compat.RNNLayer):
         stateful_masks=False,
         **kwargs,
     ):
+        return_sequences = _validation.check_bool(
+            "return_sequences", return_sequences
+        )
+        return_state = _validation.check_bool("return_state", return_state)
+        go_backwards = _validation.check_bool("go_backwards", go_backwards)
+        stateful = _validation.check_bool("stateful", stateful)
+        unroll = _validation.check_bool("unroll", unroll)
+        zero_output_for_mask = _validation.check_bool(
+            "zero_output_for_mask", zero_output_for_mask
+        )
         stateful_masks = _validation.check_bool(
             "stateful_masks", stateful_masks
         )

@@ -5,11 +5,11 @@ import keras
 from keras_recdrop import _validation
 from keras_recdrop import noise as noise_lib
 from keras_recdrop import registry
+from keras_recdrop.cell_base import init_arguments
 from keras_recdrop.gru_core import GRUCellBase
 from keras_recdrop.layer_base import CellArgument
 from keras_recdrop.layer_base import GRULayerBase
 from keras_recdrop.layer_base import LSTMLayerBase
-from keras_recdrop.layer_base import arguments
 from keras_recdrop.lstm_core import LSTMCellBase
 
 
@@ -19,20 +19,19 @@ class Semeniuta:
     `recurrent_dropout` is the rate of the candidate mask, fresh at every
     step (`per_step=True`, declared as per-step noise) or drawn once per
     sequence in the recurrent-mask hook (`per_step=False`).
+
+    Example:
+
+    >>> import keras_recdrop
+    >>> cell = keras_recdrop.SemeniutaLSTMCell(4, recurrent_dropout=0.25)
+    >>> cell.step_noise_spec(True)[0][:2]  # a fresh candidate mask per step
+    ('keep_g', 0.75)
+    >>> keras_recdrop.SemeniutaLSTMCell(
+    ...     4, recurrent_dropout=0.25, per_step=False).step_noise_spec(True)
+    ()
     """
 
     recurrent_masks_multiply_state = False
-
-    def __init__(
-        self, units, recurrent_dropout=0.0, dropout=0.0, per_step=True, **kwargs
-    ):
-        self.per_step = _validation.check_bool("per_step", per_step)
-        super().__init__(
-            units,
-            recurrent_dropout=recurrent_dropout,
-            dropout=dropout,
-            **kwargs,
-        )
 
     def _recurrent_mask_count(self):
         if self.recurrent_dropout > 0 and not self.per_step:
@@ -72,13 +71,13 @@ class SemeniutaLSTMCell(Semeniuta, LSTMCellBase):
     Equations (training; `m_t` entries in `{0, 1/(1-p)}`, fresh at every
     step with `per_step=True`, one per sequence with `per_step=False`):
 
+        z_k = (x_t * m^x_k) W_k + h_{t-1} U_k + b_k,   k ∈ {i,f,c,o}
         i, f, o = σ(z_i), σ(z_f), σ(z_o);   g_t = tanh(z_c)
         c_t = f * c_{t-1} + i * (m_t * g_t)
         h_t = o * tanh(c_t)
 
-    where `z_k = (x_t * m^x_k) W_k + h_{t-1} U_k + b_k` and `m^x` is the
-    optional per-sequence input dropout (`dropout`, per gate unless
-    `tied_masks`).
+    where `m^x` is the optional per-sequence input dropout (`dropout`, per
+    gate unless `tied_masks`).
 
     Args:
         units: Positive integer, dimensionality of the output space.
@@ -113,6 +112,35 @@ class SemeniutaLSTMCell(Semeniuta, LSTMCellBase):
     >>> tuple(rnn(x, training=True).shape)
     (8, 4)
     """
+
+    def __init__(
+        self,
+        units,
+        recurrent_dropout=0.0,
+        dropout=0.0,
+        per_step=True,
+        *,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        seed=None,
+        dropout_masks="per_gate",
+        tied_masks=None,
+        implementation=2,
+        **kwargs,
+    ):
+        self.per_step = _validation.check_bool("per_step", per_step)
+        super().__init__(**init_arguments(locals(), exclude=("per_step",)))
 
 
 @keras.saving.register_keras_serializable(package="keras_recdrop")
@@ -160,6 +188,35 @@ class SemeniutaGRUCell(Semeniuta, GRUCellBase):
     >>> tuple(rnn(x, training=True).shape)
     (8, 4)
     """
+
+    def __init__(
+        self,
+        units,
+        recurrent_dropout=0.0,
+        dropout=0.0,
+        per_step=True,
+        *,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        reset_after=True,
+        seed=None,
+        dropout_masks="per_gate",
+        tied_masks=None,
+        implementation=2,
+        **kwargs,
+    ):
+        self.per_step = _validation.check_bool("per_step", per_step)
+        super().__init__(**init_arguments(locals(), exclude=("per_step",)))
 
 
 @keras.saving.register_keras_serializable(package="keras_recdrop")
@@ -233,7 +290,7 @@ class SemeniutaLSTM(LSTMLayerBase):
         per_step=True,
         **kwargs,
     ):
-        super().__init__(**arguments(locals()))
+        super().__init__(**init_arguments(locals()))
 
 
 @keras.saving.register_keras_serializable(package="keras_recdrop")
@@ -306,7 +363,7 @@ class SemeniutaGRU(GRULayerBase):
         per_step=True,
         **kwargs,
     ):
-        super().__init__(**arguments(locals()))
+        super().__init__(**init_arguments(locals()))
 
 
 registry.register(

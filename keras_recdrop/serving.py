@@ -241,8 +241,9 @@ def export_mc(
 
     Works on the TensorFlow backend (any number of rows per request) and
     on the JAX backend (through `jax2tf`; give the number of rows in
-    `input_signature`); TensorFlow must be installed either way. On PyTorch, Keras cannot write a SavedModel: load
-    the model's `.keras` file on the TensorFlow backend and export there.
+    `input_signature`); TensorFlow must be installed either way. On
+    PyTorch, Keras cannot write a SavedModel: load the model's `.keras` file
+    on the TensorFlow backend and export there.
 
     Args:
         model: A `keras.Model` with the package's layers or cells, as for

@@ -5,9 +5,9 @@ import keras
 from keras_recdrop import _validation
 from keras_recdrop import noise as noise_lib
 from keras_recdrop import registry
+from keras_recdrop.cell_base import init_arguments
 from keras_recdrop.layer_base import CellArgument
 from keras_recdrop.layer_base import LSTMLayerBase
-from keras_recdrop.layer_base import arguments
 from keras_recdrop.lstm_core import LSTMCellBase
 
 
@@ -64,11 +64,38 @@ class WeightDropLSTMCell(LSTMCellBase):
     (8, 4)
     """
 
-    def __init__(self, units, weight_dropout=0.0, dropout=0.0, **kwargs):
+    def __init__(
+        self,
+        units,
+        weight_dropout=0.0,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        *,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        seed=None,
+        dropout_masks="per_gate",
+        tied_masks=None,
+        implementation=2,
+        **kwargs,
+    ):
         self.weight_dropout = _validation.check_rate(
             "weight_dropout", weight_dropout
         )
-        super().__init__(units, dropout=dropout, **kwargs)
+        super().__init__(
+            **init_arguments(locals(), exclude=("weight_dropout",))
+        )
 
     def _draw_weight_masks(self, seed):
         """The weight mask `(U, 4U)` of this call, as boolean decisions.
@@ -172,7 +199,7 @@ class WeightDropLSTM(LSTMLayerBase):
         weight_dropout=0.0,
         **kwargs,
     ):
-        super().__init__(**arguments(locals()))
+        super().__init__(**init_arguments(locals()))
 
 
 def _weight_mask_is_drawn(obj):

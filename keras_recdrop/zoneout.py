@@ -5,11 +5,11 @@ from keras import ops
 
 from keras_recdrop import _validation
 from keras_recdrop import registry
+from keras_recdrop.cell_base import init_arguments
 from keras_recdrop.gru_core import GRUCellBase
 from keras_recdrop.layer_base import CellArgument
 from keras_recdrop.layer_base import GRULayerBase
 from keras_recdrop.layer_base import LSTMLayerBase
-from keras_recdrop.layer_base import arguments
 from keras_recdrop.lstm_core import LSTMCellBase
 
 
@@ -33,6 +33,15 @@ class Zoneout:
 
     Declares one per-step noise channel per zoned state (`d ~ Bernoulli(z)`,
     `True` = keep the previous value) and blends previous and new states.
+
+    Example:
+
+    >>> import keras_recdrop
+    >>> cell = keras_recdrop.ZoneoutGRUCell(4, zoneout_h=0.1)
+    >>> cell.step_noise_spec(True)  # keep h with probability 0.1, per step
+    (('h', 0.1, 4),)
+    >>> cell.step_noise_spec(False)  # the expectation at inference
+    ()
     """
 
     def _zoneout_rates(self):
@@ -128,7 +137,31 @@ class ZoneoutLSTMCell(Zoneout, LSTMCellBase):
     """
 
     def __init__(
-        self, units, zoneout_c=0.0, zoneout_h=0.0, dropout=0.0, **kwargs
+        self,
+        units,
+        zoneout_c=0.0,
+        zoneout_h=0.0,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        *,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        seed=None,
+        dropout_masks="per_gate",
+        tied_masks=None,
+        implementation=2,
+        **kwargs,
     ):
         self.zoneout_c = _validation.check_rate(
             "zoneout_c", zoneout_c, allow_one=True
@@ -136,7 +169,9 @@ class ZoneoutLSTMCell(Zoneout, LSTMCellBase):
         self.zoneout_h = _validation.check_rate(
             "zoneout_h", zoneout_h, allow_one=True
         )
-        super().__init__(units, dropout=dropout, **kwargs)
+        super().__init__(
+            **init_arguments(locals(), exclude=("zoneout_c", "zoneout_h"))
+        )
 
     def _zoneout_rates(self):
         return {"c": self.zoneout_c, "h": self.zoneout_h}
@@ -199,11 +234,36 @@ class ZoneoutGRUCell(Zoneout, GRUCellBase):
     (8, 4)
     """
 
-    def __init__(self, units, zoneout_h=0.0, dropout=0.0, **kwargs):
+    def __init__(
+        self,
+        units,
+        zoneout_h=0.0,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        *,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        reset_after=True,
+        seed=None,
+        dropout_masks="per_gate",
+        tied_masks=None,
+        implementation=2,
+        **kwargs,
+    ):
         self.zoneout_h = _validation.check_rate(
             "zoneout_h", zoneout_h, allow_one=True
         )
-        super().__init__(units, dropout=dropout, **kwargs)
+        super().__init__(**init_arguments(locals(), exclude=("zoneout_h",)))
 
     def _zoneout_rates(self):
         return {"h": self.zoneout_h}
@@ -283,7 +343,7 @@ class ZoneoutLSTM(LSTMLayerBase):
         zoneout_h=0.0,
         **kwargs,
     ):
-        super().__init__(**arguments(locals()))
+        super().__init__(**init_arguments(locals()))
 
 
 @keras.saving.register_keras_serializable(package="keras_recdrop")
@@ -354,7 +414,7 @@ class ZoneoutGRU(GRULayerBase):
         zoneout_h=0.0,
         **kwargs,
     ):
-        super().__init__(**arguments(locals()))
+        super().__init__(**init_arguments(locals()))
 
 
 registry.register(

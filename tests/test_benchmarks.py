@@ -22,6 +22,10 @@ import sys
 
 import pytest
 
+# Its module-scoped fixtures run once: every test of this file runs in the
+# same worker process (`pytest -n`, `--dist loadgroup`).
+pytestmark = pytest.mark.xdist_group("benchmarks")
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"
 MODULES = (

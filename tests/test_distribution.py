@@ -27,6 +27,10 @@ from probes import to_numpy
 
 from keras_recdrop import noise
 
+# Its module-scoped fixtures run once: every test of this file runs in the
+# same worker process (`pytest -n`, `--dist loadgroup`).
+pytestmark = pytest.mark.xdist_group("distribution")
+
 BACKEND = keras.backend.backend()
 
 # Shared by both scripts: one model holding every cell and layer of the

@@ -2,6 +2,7 @@
 
 import doctest
 import importlib
+import inspect
 import pathlib
 import re
 
@@ -9,34 +10,57 @@ import keras
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-MODULES = [
-    "keras_recdrop.conversion",
-    "keras_recdrop.embedding",
-    "keras_recdrop.gal",
-    "keras_recdrop.mc_dropout",
-    "keras_recdrop.noise_mode",
-    "keras_recdrop.norm_stabilizer",
-    "keras_recdrop.semeniuta",
-    "keras_recdrop.zoneout",
-    "keras_recdrop.rnn",
-    "keras_recdrop.states",
-    # The example writes a SavedModel with a dynamic batch size, which
-    # `export_mc` does on TensorFlow (on JAX it needs a fixed one).
-    pytest.param(
-        "keras_recdrop.serving",
-        marks=pytest.mark.skipif(
-            keras.backend.backend() != "tensorflow",
-            reason="the example exports from the tensorflow backend",
-        ),
-    ),
-]
+# Skipped by name: the private modules (their names are the package's
+# internals), and modules that define no public class or function.
+PRIVATE_MODULES = {
+    "keras_recdrop._compat",
+    "keras_recdrop._gradient",
+    "keras_recdrop._stateless",
+    "keras_recdrop._validation",
+    "keras_recdrop._version",
+}
+WITHOUT_PUBLIC_NAMES = {
+    "keras_recdrop.layers",  # re-exports the regularizers' layers
+    "keras_recdrop",  # the same for the whole package
+}
+# Modules whose examples run on one backend only: `export_mc`'s example
+# writes a SavedModel with a dynamic batch size, which it does from
+# TensorFlow (from JAX it needs a fixed one).
+EXAMPLES_RUN_ON = {"keras_recdrop.serving": "tensorflow"}
+MODULES = sorted(
+    "keras_recdrop" + ("" if path.stem == "__init__" else f".{path.stem}")
+    for path in (ROOT / "keras_recdrop").glob("*.py")
+)
+
+
+def _public_objects(module):
+    """The classes and functions `module` defines under a public name."""
+    return {
+        name: value
+        for name, value in vars(module).items()
+        if not name.startswith("_")
+        and (inspect.isclass(value) or inspect.isfunction(value))
+        and value.__module__ == module.__name__
+    }
 
 
 @pytest.mark.parametrize("name", MODULES)
-def test_docstring_examples_run(name):
+def test_every_public_class_and_function_has_an_example_that_runs(name):
+    if name in PRIVATE_MODULES:
+        pytest.skip(f"{name} is private")
     module = importlib.import_module(name)
+    public = _public_objects(module)
+    if name in WITHOUT_PUBLIC_NAMES:
+        assert public == {}, f"{name} has public names now: {sorted(public)}"
+        return
+    assert public, f"{name} has no public class or function"
+    without = [n for n, v in public.items() if ">>>" not in (v.__doc__ or "")]
+    assert without == []
+    backend = EXAMPLES_RUN_ON.get(name, keras.backend.backend())
+    if backend != keras.backend.backend():
+        pytest.skip(f"{name}'s examples run on the {backend} backend")
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0
+    assert result.attempted >= len(public)
     assert result.failed == 0
 
 

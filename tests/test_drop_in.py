@@ -303,3 +303,33 @@ def test_import_has_no_side_effects_in_a_fresh_process():
         "zoneout_lstm",
         "rnn_1",
     ]
+
+
+CELLS = [
+    kr.GalLSTMCell,
+    kr.ZoneoutLSTMCell,
+    kr.SemeniutaLSTMCell,
+    kr.WeightDropLSTMCell,
+    kr.GalGRUCell,
+    kr.ZoneoutGRUCell,
+    kr.SemeniutaGRUCell,
+]
+
+
+@pytest.mark.parametrize("cell_cls", CELLS, ids=lambda c: c.__name__)
+def test_cell_signature_shows_every_keras_cell_argument(cell_cls):
+    """Each cell lists every argument of `keras.layers.LSTMCell` (or
+    `GRUCell`) with Keras's default, so `help()`, IDEs and the docs show
+    them; nothing but `keras.layers.Layer`'s own arguments hides behind
+    `**kwargs`."""
+    family = "LSTM" if "LSTM" in cell_cls.__name__ else "GRU"
+    keras_cls = getattr(keras.layers, f"{family}Cell")
+    ours = inspect.signature(cell_cls).parameters
+    for name, parameter in inspect.signature(keras_cls).parameters.items():
+        if parameter.kind is parameter.VAR_KEYWORD:
+            continue
+        assert name in ours, name
+        assert ours[name].default == parameter.default, name
+    config = cell_cls(3).get_config()
+    base = {"name", "trainable", "dtype"}
+    assert set(config) - base <= set(ours)

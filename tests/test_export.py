@@ -21,10 +21,16 @@ from probes import to_numpy
 import keras_recdrop as kr
 
 BACKEND = keras.backend.backend()
-pytestmark = pytest.mark.skipif(
-    BACKEND != "tensorflow",
-    reason="SavedModel/TFLite export tests run on the tensorflow backend only",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        BACKEND != "tensorflow",
+        reason="SavedModel/TFLite export tests run on the tensorflow backend "
+        "only",
+    ),
+    # Its module-scoped fixtures run once: every test of this file runs in
+    # the same worker process (`pytest -n`, `--dist loadgroup`).
+    pytest.mark.xdist_group("export"),
+]
 
 T, D, UNITS = 5, 3, 4
 

@@ -22,6 +22,10 @@ from probes import to_numpy
 
 import keras_recdrop as kr
 
+# Its module-scoped fixtures run once: every test of this file runs in the
+# same worker process (`pytest -n`, `--dist loadgroup`).
+pytestmark = pytest.mark.xdist_group("resume")
+
 DATA = pathlib.Path(__file__).resolve().parent / "data"
 
 # Every regularizer of the package, each drawing noise in every batch.

@@ -16,6 +16,10 @@ import pytest
 
 import keras_recdrop
 
+# Its module-scoped fixtures run once: every test of this file runs in the
+# same worker process (`pytest -n`, `--dist loadgroup`).
+pytestmark = pytest.mark.xdist_group("serialization")
+
 BACKEND = keras.backend.backend()
 ALL_BACKENDS = ("tensorflow", "jax", "torch")
 OTHER_BACKENDS = [b for b in ALL_BACKENDS if b != BACKEND]

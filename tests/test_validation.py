@@ -155,3 +155,31 @@ def test_keras_clamps_what_this_package_rejects():
     except ValueError:
         pytest.skip("this Keras validates rates too (docs/upstream.md)")
     assert keras_cell.dropout == 1.0
+
+
+@pytest.mark.parametrize(
+    "arg",
+    [
+        "return_sequences",
+        "return_state",
+        "go_backwards",
+        "stateful",
+        "unroll",
+        "zero_output_for_mask",
+        "stateful_masks",
+    ],
+)
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda **kw: kr.RNN(kr.ZoneoutLSTMCell(3), **kw),
+        lambda **kw: kr.GalGRU(3, **kw),
+    ],
+    ids=["RNN", "GalGRU"],
+)
+def test_layer_flags_reject_non_booleans_naming_them(make, arg):
+    # Keras's RNN takes `return_sequences="no"` as true.
+    with pytest.raises(TypeError, match=f"`{arg}`.*'no'"):
+        make(**{arg: "no"})
+    with pytest.raises(TypeError, match=f"`{arg}`.*1"):
+        make(**{arg: 1})
