@@ -7,7 +7,10 @@ Cells: `ZoneoutLSTMCell`, `ZoneoutGRUCell` (Krueger et al. 2016),
 per-step noise before its time loop; the ready-made `ZoneoutLSTM`,
 `SemeniutaLSTM`, `GalLSTM`, `WeightDropLSTM`, `ZoneoutGRU`, `SemeniutaGRU`,
 `GalGRU`; `DropoutEmbedding` (embedding dropout) and `NormStabilizer`
-(Krueger & Memisevic 2016).
+(Krueger & Memisevic 2016). Functions: `convert` (a Keras model's LSTM/GRU
+layers to the package's), `mc_predict` (Monte Carlo dropout), `export_mc`
+(a SavedModel that serves it), `reset_states` (every stateful recurrent
+layer of a model).
 """
 
 from keras_recdrop._version import __version__
@@ -29,6 +32,8 @@ from keras_recdrop.semeniuta import SemeniutaGRU
 from keras_recdrop.semeniuta import SemeniutaGRUCell
 from keras_recdrop.semeniuta import SemeniutaLSTM
 from keras_recdrop.semeniuta import SemeniutaLSTMCell
+from keras_recdrop.serving import export_mc
+from keras_recdrop.states import reset_states
 from keras_recdrop.weight_drop import WeightDropLSTM
 from keras_recdrop.weight_drop import WeightDropLSTMCell
 from keras_recdrop.zoneout import ZoneoutGRU
@@ -61,5 +66,7 @@ __all__ = [
     "ZoneoutGRUCell",
     "ZoneoutLSTMCell",
     "convert",
+    "export_mc",
     "mc_predict",
+    "reset_states",
 ]

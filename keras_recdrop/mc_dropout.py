@@ -12,12 +12,15 @@ has batch size 1) would make the copies of a row identical; a model with
 such a layer gets one forward pass per sample instead.
 """
 
+import collections
 import contextlib
+import secrets
 import warnings
 import weakref
 
 import keras
 import numpy as np
+from keras import ops
 
 from keras_recdrop import _compat
 from keras_recdrop import _validation
@@ -65,20 +68,73 @@ def _random_streams(layers, dropout_layers):
     return unique
 
 
+# The seeds of a call's random streams (`stream_seeds`): Park, Miller and
+# Stockmeyer's "minimal standard" generator (MINSTD), x -> 48271 x mod
+# (2^31 - 1). Integer arithmetic that a served graph computes too
+# (`keras_recdrop.export_mc`), with no intermediate above 2^31 (Schrage's
+# method), so the same seed gives the same streams in Python and in a graph.
+_MODULUS = 2**31 - 1
+_MULTIPLIER = 48271
+_QUOTIENT, _REMAINDER = divmod(_MODULUS, _MULTIPLIER)
+
+
+def stream_seeds(seed, count):
+    """The seeds of the `count` random streams of a call with `seed`.
+
+    Stream `i` (the `i`-th generator of `_random_streams`) starts at the
+    state `[seed_i, 0]` with `seed_i = 48271^(i + 1) x_0 mod (2^31 - 1)`
+    and `x_0 = seed mod (2^31 - 2) + 1`: distinct nonzero seeds below
+    2^31 for distinct streams. The backends' stateless generators (Philox,
+    threefry, the PyTorch hash of `_stateless`) key on the whole state, so
+    nearby seeds give unrelated draws. `stream_seeds_in_graph` computes the
+    same numbers with tensor operations.
+    """
+    x = seed % (_MODULUS - 1) + 1
+    seeds = []
+    for _ in range(count):
+        x = _MULTIPLIER * x % _MODULUS
+        seeds.append(x)
+    return seeds
+
+
+def stream_seeds_in_graph(seed, count):
+    """`stream_seeds` of an integer tensor `seed`: a list of scalars.
+
+    Schrage's method keeps every value below 2^31, so the arithmetic is
+    exact in int32 as in int64: `48271 (x mod q) - r (x div q)`, plus the
+    modulus if not positive, with `q, r = divmod(2^31 - 1, 48271)`.
+    """
+    x = ops.mod(seed, _MODULUS - 1) + 1
+    seeds = []
+    for _ in range(count):
+        x = _MULTIPLIER * ops.mod(x, _QUOTIENT) - _REMAINDER * ops.floor_divide(
+            x, _QUOTIENT
+        )
+        x = x + _MODULUS * ops.cast(x <= 0, x.dtype)
+        seeds.append(x)
+    return seeds
+
+
+def fresh_seed():
+    """A seed from the operating system's entropy (`seed=None`)."""
+    return secrets.randbelow(_MODULUS)
+
+
 @contextlib.contextmanager
 def _reseeded(generators, seed):
     """Seeds every generator from `seed`, restores their states after.
 
-    Each generator gets its own seed from `seed`.
+    Generator `i` starts at `[stream_seeds(seed, n)[i], 0]`.
     """
     states = [generator.state for generator in generators]
     saved = [_numpy(s.value).copy() for s in states]
-    streams = np.random.SeedSequence(seed).generate_state(len(states))
     seeded = [
-        np.array([int(stream) % (2**31 - 1), 0]).astype(
+        np.array([stream, 0]).astype(
             keras.backend.standardize_dtype(state.dtype)
         )
-        for state, stream in zip(states, streams, strict=True)
+        for state, stream in zip(
+            states, stream_seeds(seed, len(states)), strict=True
+        )
     ]
 
     try:
@@ -248,6 +304,37 @@ def _draws_noise(layers, dropout_layers):
     )
 
 
+class _SamplingPlan(
+    collections.namedtuple(
+        "_SamplingPlan", ["per_call", "dropout_layers", "noisy", "generators"]
+    )
+):
+    """How a model is sampled: one sample per forward pass (`per_call`),
+    the Keras dropout layers that are on, whether any noise is drawn, and
+    the random streams, in the order `stream_seeds` seeds them."""
+
+
+def _sampling_plan(layers, keras_dropout):
+    dropout_layers = _keras_dropout_layers(layers, keras_dropout)
+    return _SamplingPlan(
+        per_call=any(
+            _shares_noise_across_batch(la, keras_dropout) for la in layers
+        ),
+        dropout_layers=dropout_layers,
+        # Without noise every sample is the same: one pass, spread exactly 0.
+        noisy=_draws_noise(layers, dropout_layers),
+        generators=_random_streams(layers, dropout_layers),
+    )
+
+
+def _layout(rows, samples, batch_size, per_call):
+    """`(block, copies)`: the rows of `x` in one forward pass, and how many
+    tiled copies of them (each copy one sample)."""
+    block = min(rows, batch_size)
+    copies = 1 if per_call else max(1, min(samples, batch_size // block))
+    return block, copies
+
+
 def mc_predict(
     model,
     x,
@@ -294,9 +381,13 @@ def mc_predict(
     `keras_dropout`) and reused by later calls with the same input shape,
     with or without a `seed`: a call in a loop costs its forward passes.
 
-    With a `seed`, the same arguments give the same result; those random
-    streams (the layers' seed generators) are restored afterwards, so
-    `mc_predict` does not change what later training calls draw.
+    With a `seed`, the same arguments give the same result: each random
+    stream (a layer's seed generator) starts from a seed derived from
+    `seed` by integer arithmetic (`stream_seeds`), which the serving
+    function of `keras_recdrop.export_mc` computes too, so a served model
+    returns the same numbers for the same seed. The streams are restored
+    afterwards, so `mc_predict` does not change what later training calls
+    draw.
 
     Args:
         model: A `keras.Model` with the package's layers or cells
@@ -307,7 +398,8 @@ def mc_predict(
         x: The inputs: an array, or a list or dict of arrays with the same
             number of rows, as `model.predict` takes.
         samples: Positive integer, the number of forward passes `N`.
-        seed: Integer or `None` (a fresh random seed).
+        seed: Integer or `None` (a fresh seed from the operating system's
+            entropy).
         batch_size: Positive integer, the most rows in one forward pass
             (the memory knob). Default 1024.
         keras_dropout: Boolean. If `True`, Keras's `Dropout`,
@@ -348,19 +440,14 @@ def mc_predict(
         model(x, training=False)
     layers = _compat.flatten_layers(model)
     _check_layers(layers)
-
-    per_call = any(
-        _shares_noise_across_batch(la, keras_dropout) for la in layers
-    )
-    block = min(rows, batch_size)
-    copies = 1 if per_call else max(1, min(samples, batch_size // block))
-    dropout_layers = _keras_dropout_layers(layers, keras_dropout)
-    # Without noise every sample is the same: one pass, spread exactly 0.
-    noisy = _draws_noise(layers, dropout_layers)
+    plan = _sampling_plan(layers, keras_dropout)
+    block, copies = _layout(rows, samples, batch_size, plan.per_call)
     forward = _noisy_forward(model, keras_dropout)
+    if seed is None:
+        seed = fresh_seed()
 
     summary = None
-    with _reseeded(_random_streams(layers, dropout_layers), seed):
+    with _reseeded(plan.generators, seed):
         for start in range(0, rows, block):
             # Every call has the same shape: the last block wraps round.
             index = np.arange(start, start + block) % rows
@@ -381,7 +468,7 @@ def mc_predict(
                 if summary is None:
                     structure = outputs
                     summary = _Summary(leaves, rows, samples, return_samples)
-                if not noisy:
+                if not plan.noisy:
                     summary.add_constant(span, [y[0] for y in leaves])
                     break
                 used = min(copies, samples - first)

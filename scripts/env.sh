@@ -24,7 +24,7 @@ if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ] \
   # The CPU build of torch; a bare `torch` would pull a multi-GB CUDA build.
   "${pip[@]}" install -c "$root/scripts/pins.txt" torch
   "${pip[@]}" install -c "$root/scripts/pins.txt" \
-    -e "$root[tensorflow,jax,test,examples,docs,release]"
+    -e "$root[tensorflow,jax,test,examples,docs,release,export]"
   if [ "${RECDROP_KERAS:-pinned}" = nightly ]; then
     # keras-nightly installs the same `keras` package under another name.
     "${pip[@]}" uninstall --yes keras

@@ -167,7 +167,9 @@ OTHER_PUBLIC_NAMES = {
     "LSTMLayerBase",
     "GRULayerBase",
     "convert",
+    "export_mc",
     "mc_predict",
+    "reset_states",
 }
 
 

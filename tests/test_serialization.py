@@ -459,3 +459,40 @@ def test_saved_model_predicts_equally_on_other_backend(
             atol=1e-5,
             err_msg=f"{name} saved on {BACKEND}, loaded on {other_backend}",
         )
+
+
+# A fresh process that loads a `.keras` file before and after importing the
+# package (README and docs/migrating.md quote the error).
+NO_IMPORT_LOADER = """
+import sys
+import keras
+
+try:
+    keras.models.load_model(sys.argv[1])
+except TypeError as error:
+    print("TYPE_ERROR", "Could not locate class 'GalLSTM'" in str(error))
+else:
+    print("LOADED_WITHOUT_IMPORT")
+import keras_recdrop  # noqa: F401
+
+keras.models.load_model(sys.argv[1])
+print("LOADED_AFTER_IMPORT")
+"""
+
+
+@pytest.mark.subprocess
+def test_loading_needs_the_package_imported_first_as_documented(tmp_path):
+    inputs = keras.Input((TIMESTEPS, FEATURES))
+    x = keras_recdrop.GalLSTM(UNITS, dropout=0.2, seed=1)(inputs)
+    keras.Model(inputs, keras.layers.Dense(1)(x)).save(tmp_path / "m.keras")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run(
+        [sys.executable, "-c", NO_IMPORT_LOADER, str(tmp_path / "m.keras")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(tmp_path),
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["TYPE_ERROR", "True", "LOADED_AFTER_IMPORT"]
