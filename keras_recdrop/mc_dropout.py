@@ -68,7 +68,7 @@ def _random_streams(layers, dropout_layers):
     return unique
 
 
-# The seeds of a call's random streams (`stream_seeds`): Park, Miller and
+# The seeds of a call's random streams (`_stream_seeds`): Park, Miller and
 # Stockmeyer's "minimal standard" generator (MINSTD), x -> 48271 x mod
 # (2^31 - 1). Integer arithmetic that a served graph computes too
 # (`keras_recdrop.export_mc`), with no intermediate above 2^31 (Schrage's
@@ -78,7 +78,7 @@ _MULTIPLIER = 48271
 _QUOTIENT, _REMAINDER = divmod(_MODULUS, _MULTIPLIER)
 
 
-def stream_seeds(seed, count):
+def _stream_seeds(seed, count):
     """The seeds of the `count` random streams of a call with `seed`.
 
     Stream `i` (the `i`-th generator of `_random_streams`) starts at the
@@ -86,7 +86,7 @@ def stream_seeds(seed, count):
     and `x_0 = seed mod (2^31 - 2) + 1`: distinct nonzero seeds below
     2^31 for distinct streams. The backends' stateless generators (Philox,
     threefry, the PyTorch hash of `_stateless`) key on the whole state, so
-    nearby seeds give unrelated draws. `stream_seeds_in_graph` computes the
+    nearby seeds give unrelated draws. `_stream_seeds_in_graph` computes the
     same numbers with tensor operations.
     """
     x = seed % (_MODULUS - 1) + 1
@@ -97,8 +97,8 @@ def stream_seeds(seed, count):
     return seeds
 
 
-def stream_seeds_in_graph(seed, count):
-    """`stream_seeds` of an integer tensor `seed`: a list of scalars.
+def _stream_seeds_in_graph(seed, count):
+    """`_stream_seeds` of an integer tensor `seed`: a list of scalars.
 
     Schrage's method keeps every value below 2^31, so the arithmetic is
     exact in int32 as in int64: `48271 (x mod q) - r (x div q)`, plus the
@@ -115,7 +115,7 @@ def stream_seeds_in_graph(seed, count):
     return seeds
 
 
-def fresh_seed():
+def _fresh_seed():
     """A seed from the operating system's entropy (`seed=None`)."""
     return secrets.randbelow(_MODULUS)
 
@@ -124,7 +124,7 @@ def fresh_seed():
 def _reseeded(generators, seed):
     """Seeds every generator from `seed`, restores their states after.
 
-    Generator `i` starts at `[stream_seeds(seed, n)[i], 0]`.
+    Generator `i` starts at `[_stream_seeds(seed, n)[i], 0]`.
     """
     states = [generator.state for generator in generators]
     saved = [_numpy(s.value).copy() for s in states]
@@ -133,7 +133,7 @@ def _reseeded(generators, seed):
             keras.backend.standardize_dtype(state.dtype)
         )
         for state, stream in zip(
-            states, stream_seeds(seed, len(states)), strict=True
+            states, _stream_seeds(seed, len(states)), strict=True
         )
     ]
 
@@ -311,7 +311,7 @@ class _SamplingPlan(
 ):
     """How a model is sampled: one sample per forward pass (`per_call`),
     the Keras dropout layers that are on, whether any noise is drawn, and
-    the random streams, in the order `stream_seeds` seeds them."""
+    the random streams, in the order `_stream_seeds` seeds them."""
 
 
 def _sampling_plan(layers, keras_dropout):
@@ -383,7 +383,7 @@ def mc_predict(
 
     With a `seed`, the same arguments give the same result: each random
     stream (a layer's seed generator) starts from a seed derived from
-    `seed` by integer arithmetic (`stream_seeds`), which the serving
+    `seed` by integer arithmetic (Park and Miller's steps), which the serving
     function of `keras_recdrop.export_mc` computes too, so a served model
     returns the same numbers for the same seed. The streams are restored
     afterwards, so `mc_predict` does not change what later training calls
@@ -444,7 +444,7 @@ def mc_predict(
     block, copies = _layout(rows, samples, batch_size, plan.per_call)
     forward = _noisy_forward(model, keras_dropout)
     if seed is None:
-        seed = fresh_seed()
+        seed = _fresh_seed()
 
     summary = None
     with _reseeded(plan.generators, seed):

@@ -5,7 +5,7 @@ and returns the mean and spread of `samples` stochastic forward passes,
 with the package's noise on: `keras_recdrop.mc_predict` inside the graph.
 The function runs the passes exactly as `mc_predict` does (the same blocks
 of rows, the same tiled copies, the same random streams seeded from the
-request's seed by `mc_dropout.stream_seeds_in_graph`), so the same seed
+request's seed by `mc_dropout._stream_seeds_in_graph`), so the same seed
 gives the same numbers in both, to float rounding.
 
 The seed generators' states are not variables of the served function: each
@@ -139,7 +139,7 @@ def _monte_carlo_function(model, samples, batch_size, plan, outputs):
             ops.cast(ops.stack([s, ops.zeros_like(s)]), v.dtype)
             for v, s in zip(
                 generators,
-                mc_dropout.stream_seeds_in_graph(seed, len(generators)),
+                mc_dropout._stream_seeds_in_graph(seed, len(generators)),
                 strict=True,
             )
         ]

@@ -273,9 +273,9 @@ def test_stream_seeds_in_a_graph_equal_the_python_ones():
     seeds = [0, 1, 2, 12345, -1, -(2**31), 2**31 - 2, 2**31 - 1]
     seeds += np.random.default_rng(0).integers(-(2**31), 2**31, 300).tolist()
     tensor = keras.ops.convert_to_tensor(seeds, "int32")
-    in_graph = mc_dropout.stream_seeds_in_graph(tensor, 4)
+    in_graph = mc_dropout._stream_seeds_in_graph(tensor, 4)
     got = np.stack([keras.ops.convert_to_numpy(s) for s in in_graph], 1)
-    expected = np.array([mc_dropout.stream_seeds(s, 4) for s in seeds])
+    expected = np.array([mc_dropout._stream_seeds(s, 4) for s in seeds])
     np.testing.assert_array_equal(got, expected)
     # Distinct streams, all seeds in [1, 2^31 - 1).
     assert all(len(set(row)) == 4 for row in expected.tolist())
