@@ -1,7 +1,7 @@
 """The cells in a plain `keras.layers.RNN` that passes per-step seeds.
 
-With the Keras change proposed in docs/upstream.md (the patch in
-docs/upstream/), `keras.layers.RNN` gives every cell whose `call` takes a
+With the Keras change proposed in docs/upstream.md (patches 0006 and 0007
+in docs/upstream/), `keras.layers.RNN` gives every cell whose `call` takes a
 `step_seed` argument a stateless seed for every time step, drawn before its
 loop from the cell's seed generator. The package's cells then draw their
 per-step noise from it, so zoneout and Semeniuta's per-step masks work in a
