@@ -27,8 +27,12 @@ if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ] \
     -e "$root[tensorflow,jax,test,examples,docs,release,export]"
   if [ "${RECDROP_KERAS:-pinned}" = nightly ]; then
     # keras-nightly installs the same `keras` package under another name.
+    # Uninstalling `keras` deletes the files the two share, so on a
+    # reinstall over an existing nightly (pyproject.toml changed) the
+    # nightly's files are written again, not taken as installed.
     "${pip[@]}" uninstall --yes keras
     "${pip[@]}" install "$keras_nightly"
+    "${pip[@]}" install --force-reinstall --no-deps "$keras_nightly"
   fi
   touch "$stamp"
 fi
