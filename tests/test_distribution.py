@@ -27,8 +27,10 @@ from probes import to_numpy
 
 from keras_recdrop import noise
 
-# Its module-scoped fixtures run once: every test of this file runs in the
-# same worker process (`pytest -n`, `--dist loadgroup`).
+# Its expensive fixtures run once: every test of this file runs in the same
+# worker process (`pytest -n`, `--dist loadgroup`), and they are
+# session-scoped so that the worker keeps them if it runs other files' tests
+# in between (a module-scoped one would be torn down and built again).
 pytestmark = pytest.mark.xdist_group("distribution")
 
 BACKEND = keras.backend.backend()
@@ -281,7 +283,7 @@ def _assert_own_masks_per_shard(outputs, half):
 
 
 # ------------------------------------------------------------------- JAX
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def jax_run():
     if BACKEND != "jax":
         pytest.skip("JAX distribution tests run on the jax backend only")
@@ -353,7 +355,7 @@ def test_jax_model_parallel_with_sharded_kernels_trains_like_data_parallel(
 
 
 # ------------------------------------------------------------ TensorFlow
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tf_run():
     if BACKEND != "tensorflow":
         pytest.skip("MirroredStrategy tests run on the tensorflow backend only")

@@ -27,8 +27,10 @@ pytestmark = [
         reason="SavedModel/TFLite export tests run on the tensorflow backend "
         "only",
     ),
-    # Its module-scoped fixtures run once: every test of this file runs in
-    # the same worker process (`pytest -n`, `--dist loadgroup`).
+    # Its expensive fixture runs once: every test of this file runs in the
+    # same worker process (`pytest -n`, `--dist loadgroup`), and it is
+    # session-scoped so that the worker keeps it if it runs other files'
+    # tests in between.
     pytest.mark.xdist_group("export"),
 ]
 
@@ -150,7 +152,7 @@ def _training_call(model):
     return call
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def exported(tmp_path_factory):
     """Exports one model per cell (cell in `kr.RNN`, then its layer) and
     an embedding model; returns (predictions, report of the loader)."""

@@ -26,6 +26,12 @@ import pytest
 
 import keras_recdrop as kr
 
+# Its expensive fixture runs once: every test of this file runs in the same
+# worker process (`pytest -n`, `--dist loadgroup`), and it is
+# session-scoped so that the worker keeps it if it runs other files' tests
+# in between.
+pytestmark = pytest.mark.xdist_group("export_mc")
+
 BACKEND = keras.backend.backend()
 T, D, UNITS = 5, 3, 6
 SEEDS = [3, 3, 11, -5, 2**31 - 1]
@@ -160,7 +166,7 @@ def _signature(x):
     return specs if isinstance(x, list) else specs[0]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def served(tmp_path_factory):
     """Exports every case, serves each with `SEEDS` in a fresh process;
     returns {name: (model, x, arguments, report)}."""

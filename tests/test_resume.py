@@ -24,8 +24,10 @@ from probes import to_numpy
 
 import keras_recdrop as kr
 
-# Its module-scoped fixtures run once: every test of this file runs in the
-# same worker process (`pytest -n`, `--dist loadgroup`).
+# Its expensive fixtures run once: every test of this file runs in the same
+# worker process (`pytest -n`, `--dist loadgroup`), and they are
+# session-scoped so that the worker keeps them if it runs other files' tests
+# in between (a module-scoped one would be torn down and built again).
 pytestmark = pytest.mark.xdist_group("resume")
 
 DATA = pathlib.Path(__file__).resolve().parent / "data"
@@ -128,7 +130,7 @@ def _weights(directory, name):
         return [data[k] for k in sorted(data.files, key=lambda k: int(k[4:]))]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def runs(tmp_path_factory):
     """The uninterrupted run, and the three resumed ones (3 processes)."""
     directory = tmp_path_factory.mktemp("resume")

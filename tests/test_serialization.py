@@ -16,8 +16,10 @@ import pytest
 
 import keras_recdrop
 
-# Its module-scoped fixtures run once: every test of this file runs in the
-# same worker process (`pytest -n`, `--dist loadgroup`).
+# Its expensive fixtures run once: every test of this file runs in the same
+# worker process (`pytest -n`, `--dist loadgroup`), and they are
+# session-scoped so that the worker keeps them if it runs other files' tests
+# in between (a module-scoped one would be torn down and built again).
 pytestmark = pytest.mark.xdist_group("serialization")
 
 BACKEND = keras.backend.backend()
@@ -257,7 +259,7 @@ def json_round_trip(config):
     return json.loads(json.dumps(config, default=str))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def saved(tmp_path_factory):
     """Saves every model once; returns (directory, names, predictions)."""
     keras.utils.set_random_seed(5)
@@ -274,7 +276,7 @@ def saved(tmp_path_factory):
     return directory, list(predictions), predictions
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def loaded(saved, request):
     """backend -> the fresh process's report, loading every saved model.
 
