@@ -125,7 +125,8 @@ X = np.ones((B, T, D), "float32")
 JAX_SCRIPT = (
     r"""
 import os
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+flags = os.environ.get("XLA_FLAGS", "")
+os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count=2"
 """
     + FAMILY
     + r"""

@@ -258,13 +258,19 @@ def test_file_saved_by_version_0_2_0_loads_predicts_and_resumes():
     with zipfile.ZipFile(DATA / "model_v0_2_0.keras") as archive:
         saved_by = json.loads(archive.read("metadata.json"))["keras_version"]
     if keras.backend.backend() == "jax" and keras.__version__ == saved_by:
-        # Bit for bit with the Keras the file was written with (3.15.1). On
-        # keras-nightly 3.16.0.dev2026102704 the first training call of
-        # this file differs from 3.15.1's by 1e-3 for 0.2.0's own code as
-        # for today's (which agree with each other bit for bit there; the
-        # seed states after loading are equal): a change in Keras, not in
-        # the file or the package's streams.
-        np.testing.assert_array_equal(
-            to_numpy(model(x, training=True)),
-            np.load(DATA / "model_v0_2_0_training_output.npy"),
-        )
+        # The masks and per-step noise of the Keras the file was written
+        # with (3.15.1). On keras-nightly 3.16.0.dev2026102704 the first
+        # training call of this file differs from 3.15.1's by 1e-3 for
+        # 0.2.0's own code as for today's (which agree with each other bit
+        # for bit there; the seed states after loading are equal): a change
+        # in Keras, not in the file or the package's streams.
+        training = to_numpy(model(x, training=True))
+        expected = np.load(DATA / "model_v0_2_0_training_output.npy")
+        if "xla_backend_optimization_level" in os.environ.get("XLA_FLAGS", ""):
+            # XLA compiled with other optimizations than the file's run
+            # (tests/conftest.py): the same draws, other float rounding.
+            # Measured: 9e-10 apart, where the next call's draws are 9e-4
+            # away and inference 1e-3.
+            np.testing.assert_allclose(training, expected, rtol=0, atol=1e-8)
+        else:
+            np.testing.assert_array_equal(training, expected)
