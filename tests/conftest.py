@@ -7,15 +7,25 @@ on the same cores slow each other down: each worker runs its backend on one
 thread. A run without workers (`python -m pytest tests`) keeps the
 backends' thread defaults.
 
-On JAX most of the suite's time is XLA compiling hundreds of small
-programs, each run a few times. Two settings cut that, in every test
-process and the fresh processes the tests start (they inherit the
-environment); neither changes what a test computes beyond float rounding:
+Most of the suite's time is the backends compiling hundreds of small
+programs, each run a few times. The settings below cut that; none changes
+what a test computes beyond float rounding. The benchmarks and the main
+job keep the backends' defaults; `RECDROP_TEST_COMPILER_DEFAULTS=1` keeps
+them in the tests too.
+
+On TensorFlow, the test processes build their graphs without Grappler's
+optimization passes (`disable_meta_optimizer`). The fresh processes some
+tests start (resume, reproducibility, serialization, data-parallel,
+export) keep them, so what those prove holds with TensorFlow's defaults.
+Measured (quiet, two workers): `test_integration.py` and
+`test_any_length.py` took 111 s with Grappler and 89 s without.
+
+On JAX, in every test process and the fresh processes the tests start
+(they inherit the environment):
 
 - XLA's CPU backend compiles without its expensive LLVM optimizations
   (`--xla_backend_optimization_level=0`) and, on jaxlib 0.10, with its
-  older fusion code generators. The benchmarks and the main job keep XLA's
-  defaults; `RECDROP_TEST_XLA_DEFAULTS=1` keeps them in the tests too.
+  older fusion code generators.
 - A compilation cache per worker, shared with the fresh processes it
   starts, in a new temporary directory per run (so every run starts cold
   and the figure in the README is a first run's): a fresh process that
@@ -40,6 +50,7 @@ import tempfile
 import pytest
 
 _OWN_CACHE = None
+_COMPILER_DEFAULTS = bool(os.environ.get("RECDROP_TEST_COMPILER_DEFAULTS"))
 
 
 def _release(version):
@@ -67,10 +78,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 if os.environ.get("KERAS_BACKEND") == "jax":
     flags = os.environ.get("XLA_FLAGS", "")
-    if (
-        not os.environ.get("RECDROP_TEST_XLA_DEFAULTS")
-        and "xla_backend_optimization_level" not in flags
-    ):
+    if not _COMPILER_DEFAULTS and "xla_backend_optimization_level" not in flags:
         flags += (
             " --xla_backend_optimization_level=0"
             " --xla_llvm_disable_expensive_passes=true"
@@ -124,10 +132,18 @@ def _check_grouping(config):
 
 
 def pytest_configure(config):
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    worker = bool(os.environ.get("PYTEST_XDIST_WORKER"))
+    runs_tests = worker or not config.getoption("numprocesses", None)
+    if runs_tests and backend == "tensorflow" and not _COMPILER_DEFAULTS:
+        import tensorflow as tf
+
+        tf.config.optimizer.set_experimental_options(
+            {"disable_meta_optimizer": True}
+        )
+    if not worker:
         _check_grouping(config)
         return
-    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
     if backend == "torch":
         import torch
 
