@@ -53,9 +53,23 @@ class DropoutEmbedding(SavesRandomState, keras.layers.Embedding):
         embeddings_dropout: Float in `[0, 1)`. Probability of dropping a word
             type (a row of the embedding matrix) in a training call.
         seed: Integer or `None`. Seed of the layer's random stream.
-        **embedding_kwargs: Any other argument of `keras.layers.Embedding`
-            (`embeddings_initializer`, `mask_zero`, `lora_rank`, `name`,
-            `dtype`, ...).
+        embeddings_initializer: Initializer of the embedding matrix (see
+            `keras.initializers`).
+        embeddings_regularizer: Regularizer of the embedding matrix (see
+            `keras.regularizers`).
+        embeddings_constraint: Constraint of the embedding matrix (see
+            `keras.constraints`).
+        mask_zero: Whether the id 0 is a padding value to be masked out, as
+            in `keras.layers.Embedding`.
+        weights: Optional floating-point matrix of shape
+            `(input_dim, output_dim)`, the initial embeddings.
+        lora_rank: Optional integer: the rank of a LoRA update of the
+            embeddings, as in `keras.layers.Embedding`.
+        lora_alpha: Optional float scaling the LoRA update
+            (`lora_alpha / lora_rank`; default: `lora_rank`).
+        quantization_config: Optional quantization settings, as in
+            `keras.layers.Embedding`.
+        **kwargs: Base layer arguments (`name`, `dtype`, `trainable`, ...).
 
     Call arguments:
         inputs: Integer tensor of word ids, any shape, e.g.
@@ -81,16 +95,43 @@ class DropoutEmbedding(SavesRandomState, keras.layers.Embedding):
         output_dim,
         embeddings_dropout=0.0,
         seed=None,
-        **embedding_kwargs,
+        *,
+        embeddings_initializer="uniform",
+        embeddings_regularizer=None,
+        embeddings_constraint=None,
+        mask_zero=False,
+        weights=None,
+        lora_rank=None,
+        lora_alpha=None,
+        quantization_config=None,
+        **kwargs,
     ):
         embeddings_dropout = _validation.check_rate(
             "embeddings_dropout", embeddings_dropout
         )
         seed = _validation.check_seed(seed)
-        super().__init__(input_dim, output_dim, **embedding_kwargs)
+        super().__init__(
+            input_dim,
+            output_dim,
+            embeddings_initializer=embeddings_initializer,
+            embeddings_regularizer=embeddings_regularizer,
+            embeddings_constraint=embeddings_constraint,
+            mask_zero=mask_zero,
+            lora_rank=lora_rank,
+            lora_alpha=lora_alpha,
+            quantization_config=quantization_config,
+            **kwargs,
+        )
         self.embeddings_dropout = embeddings_dropout
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed=seed)
+        if weights is not None:
+            # As `keras.layers.Embedding` does with them, once the seed
+            # generator exists: a built layer takes no new state.
+            self.build()
+            if not (isinstance(weights, list) and len(weights) == 1):
+                weights = [weights]
+            self.set_weights(weights)
 
     def _random_state_generators(self):
         return [self.seed_generator]

@@ -15,7 +15,7 @@ a strict build lets through:
   or a cell page without a typeset equation;
 - signature: a signature with `*args`, or with `**kwargs` but without every
   named argument of the Keras class it stands in for (`keras.layers.LSTM`,
-  `GRU`, `LSTMCell`, `GRUCell`, `RNN`);
+  `GRU`, `LSTMCell`, `GRUCell`, `RNN`, `Embedding`);
 - bases: a private base class (`._name`, `keras.src.`) in "Bases:";
 - heading: a heading with nothing under it before the next heading;
 - link: a `docs/NAME.md` path left as plain text in an API section;
@@ -45,6 +45,7 @@ KERAS_COUNTERPARTS = (
     ("LSTM", "LSTM"),
     ("GRU", "GRU"),
     ("RNN", "RNN"),
+    ("Embedding", "Embedding"),
 )
 
 _TAG = re.compile(r"<[^>]+>")

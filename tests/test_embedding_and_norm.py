@@ -5,6 +5,8 @@ of ones and each word looked up once, output `[..., 0]` *is* the word-type
 mask. `NormStabilizer` is checked against a NumPy reference of its penalty.
 """
 
+import inspect
+
 import keras
 import numpy as np
 import pytest
@@ -218,6 +220,46 @@ def test_embedding_config_round_trip_keeps_every_argument():
     clone = DropoutEmbedding.from_config(config)
     assert clone.get_config() == config
     assert clone.mask_zero and clone.embeddings_dropout == 0.3
+
+
+def test_every_embedding_argument_is_named_and_reaches_keras():
+    """The signature shows `keras.layers.Embedding`'s arguments, with its
+    defaults, and each one does what it does for Keras's layer."""
+    theirs = inspect.signature(keras.layers.Embedding.__init__).parameters
+    ours = inspect.signature(DropoutEmbedding.__init__).parameters
+    for name, parameter in theirs.items():
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            continue
+        assert name in ours, name
+        assert ours[name].default == parameter.default, name
+    matrix = np.linspace(-1.0, 1.0, 8 * 3).astype("float32").reshape(8, 3)
+    arguments = dict(
+        embeddings_regularizer="l2", mask_zero=True, weights=matrix
+    )
+    ids = np.array([[1, 7, 0], [3, 3, 5]])
+    keras_layer = keras.layers.Embedding(8, 3, **arguments)
+    layer = DropoutEmbedding(8, 3, embeddings_dropout=0.5, seed=1, **arguments)
+    np.testing.assert_array_equal(
+        to_numpy(layer(ids, training=False)),
+        to_numpy(keras_layer(ids, training=False)),
+    )
+    np.testing.assert_array_equal(to_numpy(layer.embeddings), matrix)
+    assert layer.mask_zero
+    assert len(layer.losses) == 1  # the l2 penalty of the embeddings
+    # (Keras's layer refuses initial `weights` and a constraint with LoRA.)
+    layer = DropoutEmbedding(8, 3, lora_rank=2, lora_alpha=6)
+    keras_layer = keras.layers.Embedding(8, 3, lora_rank=2, lora_alpha=6)
+    assert (layer.lora_rank, layer.lora_alpha) == (2, 6)
+    layer.build()
+    keras_layer.build()
+    # (Keras 3.15's `build` resets `lora_alpha` to the rank; 3.16 keeps it.)
+    assert layer.lora_enabled and layer.lora_alpha == keras_layer.lora_alpha
+    layer = DropoutEmbedding(
+        8, 3, embeddings_initializer="ones", embeddings_constraint="non_neg"
+    )
+    layer.build()
+    np.testing.assert_array_equal(to_numpy(layer.embeddings), np.ones((8, 3)))
+    assert isinstance(layer.embeddings_constraint, keras.constraints.NonNeg)
 
 
 def test_model_with_both_layers_saves_and_loads(tmp_path):
