@@ -11,7 +11,7 @@ Most of the suite's time is the backends compiling hundreds of small
 programs, each run a few times. The settings below cut that; none changes
 what a test computes beyond float rounding. The benchmarks and the main
 job keep the backends' defaults; `RECDROP_TEST_COMPILER_DEFAULTS=1` keeps
-them in the tests too.
+the compilers' defaults in the tests too (the JAX cache below stays).
 
 On TensorFlow, the test processes build their graphs without Grappler's
 optimization passes (`disable_meta_optimizer`). The fresh processes some
