@@ -35,6 +35,8 @@ looked up in every layout that exists, with a fallback:
     compile_inference      a model's inference call compiled per backend
                            (`jax.jit`, `tf.function`, eager torch)
     tf_replica_id          `tf.distribute.get_replica_context()` / None
+    split_gates, lerp      PyTorch: `Tensor.chunk`, `torch.lerp` / the
+                           `keras.ops` expression (other backends)
 
 One public feature of Keras is detected rather than looked up:
 
@@ -79,6 +81,15 @@ Why each is needed:
   replica context: the package's other writes into Keras objects and its
   one TensorFlow call besides the stateless random numbers of
   `_stateless`.
+* `split_gates`, `lerp`: PyTorch runs the package's time loop eagerly, in
+  Python, and every op of a step is a dispatch that costs microseconds
+  whatever the tensor's size. `keras.ops.split` converts its input and
+  checks the sections before `torch.split` (8 us a call on a 2-vCPU EPYC,
+  against 3 us for `Tensor.chunk`), and `keras.ops` has no linear
+  interpolation, so zoneout's blend at inference took three ops where
+  `torch.lerp` is one (11 us against 3.5 us at 64 x 256). Both are
+  public PyTorch; they live here because no other module imports a
+  backend (docs/design.md, "The PyTorch loop").
 
 Every other module of the package stays off Keras's private surface and
 imports no backend (`tests/test_compat.py` checks the source).
@@ -283,6 +294,48 @@ def disable_xla(layer):
     TensorFlow: the model's `jit_compile="auto"` then resolves to `False`.
     """
     layer.supports_jit = False
+
+
+def split_gates(z, count):
+    """`keras.ops.split(z, count, axis=-1)`; one `Tensor.chunk` on PyTorch.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_recdrop import _compat
+    >>> z = keras.ops.reshape(keras.ops.arange(8.0), (1, 8))
+    >>> [keras.ops.convert_to_numpy(g).tolist()
+    ...  for g in _compat.split_gates(z, 4)]
+    [[[0.0, 1.0]], [[2.0, 3.0]], [[4.0, 5.0]], [[6.0, 7.0]]]
+    """
+    if keras.backend.backend() == "torch" and keras.ops.is_tensor(z):
+        return z.chunk(count, dim=-1)
+    return keras.ops.split(z, count, axis=-1)
+
+
+def lerp(start, end, weight):
+    """`start + weight * (end - start)`; one `torch.lerp` on PyTorch.
+
+    `weight` is a Python float. Elsewhere the two-op expression, which the
+    graph compilers fuse.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_recdrop import _compat
+    >>> keras.ops.convert_to_numpy(_compat.lerp(
+    ...     keras.ops.zeros((1, 2)), keras.ops.ones((1, 2)), 0.25)).tolist()
+    [[0.25, 0.25]]
+    """
+    if (
+        keras.backend.backend() == "torch"
+        and keras.ops.is_tensor(start)
+        and keras.ops.is_tensor(end)
+    ):
+        import torch
+
+        return torch.lerp(start, end, weight)
+    return start + weight * (end - start)
 
 
 def tf_replica_id():

@@ -17,8 +17,6 @@ dropout masks, three independent ones or one shared with `tied_masks=True`.
 Both `implementation` modes compute the same function with the same masks.
 """
 
-from keras import ops
-
 from keras_recdrop import _compat
 from keras_recdrop import _validation
 from keras_recdrop import products
@@ -94,13 +92,13 @@ class GRUCellBase(RegularizedCellBase):
             else None
         )
         _, recurrent_bias = self._biases()
-        x_z, x_r, x_h = ops.split(projection, 3, axis=-1)
+        x_z, x_r, x_h = _compat.split_gates(projection, 3)
         if self.reset_after:
             u_z, u_r, u_h = self._products(
                 h_tm1, "recurrent_kernel", state_masks, context, fused=False
             )
             if recurrent_bias is not None:
-                c_z, c_r, c_h = ops.split(recurrent_bias, 3, axis=0)
+                c_z, c_r, c_h = _compat.split_gates(recurrent_bias, 3)
                 u_z, u_r, u_h = u_z + c_z, u_r + c_r, u_h + c_h
         else:
             # The z and r products come first; the h product needs r.

@@ -107,7 +107,7 @@ class LSTMCellBase(RegularizedCellBase):
         z = projection + self._products(
             h_tm1, "recurrent_kernel", state_masks, context, fused=True
         )
-        z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
+        z_i, z_f, z_c, z_o = _compat.split_gates(z, 4)
         i = self.recurrent_activation(z_i)
         f = self.recurrent_activation(z_f)
         g = self.activation(z_c)

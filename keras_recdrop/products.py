@@ -12,6 +12,7 @@ with the same masks.
 
 from keras import ops
 
+from keras_recdrop import _compat
 from keras_recdrop import _gradient
 
 
@@ -75,7 +76,11 @@ def masked_products(x, masks, kernels):
         z = parts[0] if count == 1 else ops.concatenate(parts, axis=-1)
 
         def grad(upstream):
-            ups = [upstream] if count == 1 else ops.split(upstream, count, -1)
+            ups = (
+                [upstream]
+                if count == 1
+                else _compat.split_gates(upstream, count)
+            )
             back = [
                 d @ ops.transpose(k) for d, k in zip(ups, kernels, strict=True)
             ]
@@ -120,7 +125,7 @@ def gate_products(x, blocks, masks, fused=False):
         parts = [x @ k for k in blocks]
         return ops.concatenate(parts, axis=-1) if fused else parts
     z = masked_products(x, masks, blocks)
-    return z if fused else ops.split(z, len(blocks), axis=-1)
+    return z if fused else _compat.split_gates(z, len(blocks))
 
 
 def products(x, kernel, blocks, masks, per_gate_products, fused):
@@ -156,4 +161,4 @@ def products(x, kernel, blocks, masks, per_gate_products, fused):
         z = x @ kernel
     else:
         z = masked_products(x, masks, (kernel,))
-    return z if fused else ops.split(z, len(blocks), axis=-1)
+    return z if fused else _compat.split_gates(z, len(blocks))

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_recdrop import _compat
 from keras_recdrop import _validation
 from keras_recdrop import registry
 from keras_recdrop.cell_base import init_arguments
@@ -24,8 +25,8 @@ def _zoneout(previous, new, rate, keep_previous, training):
         return previous
     if training:
         return ops.where(keep_previous, previous, new)
-    # `rate * previous + (1 - rate) * new`, in two operations.
-    return new + rate * (previous - new)
+    # `new + rate * (previous - new)`: one op on PyTorch's eager loop.
+    return _compat.lerp(new, previous, rate)
 
 
 class Zoneout:
