@@ -123,13 +123,19 @@ def _ratio(value, reference):
     return value / reference
 
 
-def _add_ratios_to(table, variants, key, samples_key=None, exact=False):
+def _add_ratios_to(
+    table, variants, key, samples_key=None, exact=False, rounds=False
+):
     """Adds `vs_plain`, `vs_rd` and their intervals to each entry of
-    `table` (`{name: entry}`), dividing `entry[key]`.
+    `table` (`{name: entry}`).
 
-    The intervals bootstrap `entry[samples_key]` (`intervals.py`); with
-    `exact` (a measure that repeats exactly) an entry without samples gets
-    the interval `[ratio, ratio]`; otherwise none (`None`).
+    With `rounds` (timing: `entry[samples_key]` are rounds, the same for
+    every variant) the ratio is the median of the per-round ratios and its
+    interval bootstraps it (`intervals.paired_ratio`). Otherwise, and for
+    series without common rounds, the ratio divides `entry[key]` and the
+    interval bootstraps the medians of `entry[samples_key]`; with `exact`
+    (a measure that repeats exactly) an entry without samples gets the
+    interval `[ratio, ratio]`; otherwise none (`None`).
     """
     medians = {}
     if samples_key:
@@ -142,6 +148,15 @@ def _add_ratios_to(table, variants, key, samples_key=None, exact=False):
             value = (table.get(other) or {}).get(key)
             ratio = _ratio(entry.get(key), value)
             interval = None
+            if rounds and ratio is not None:
+                paired, interval = intervals.paired_ratio(
+                    entry.get(samples_key),
+                    (table.get(other) or {}).get(samples_key),
+                )
+                if paired is not None:
+                    entry[f"vs_{reference}"] = paired
+                    entry[f"vs_{reference}_interval"] = interval
+                    continue
             if ratio is not None:
                 if name in medians or other in medians:
                     interval = intervals.ratio_interval(
@@ -161,10 +176,12 @@ def add_ratios(case, variants):
     optionally `memory` (`{"variants": {name: {"mib": ...}}}`) and `rss`
     (`{name: {"growth_mib": ...}}`); `variants` maps each name to its
     record (`describe()` of `variants.Variant`: `plain`, `rd`). Timing
-    ratios divide medians (`vs_plain`, `vs_rd`; their intervals
-    `vs_plain_interval`, `vs_rd_interval` bootstrap the rounds of
-    `samples_ms`) and minima (`min_vs_plain`, a diagnostic without an
-    interval: a bootstrap does not estimate the spread of a minimum). The
+    ratios are medians of the per-round ratios of `samples_ms` (`vs_plain`,
+    `vs_rd`; their intervals `vs_plain_interval`, `vs_rd_interval`
+    bootstrap the rounds; `intervals.py`), or divide the medians where a
+    variant has no samples, and minima divide minima (`min_vs_plain`, a
+    diagnostic without an interval: a bootstrap does not estimate the
+    spread of a minimum). The
     memory ratios' intervals bootstrap the processes of `samples_mib`
     (TensorFlow) or are exact where the measure repeats exactly (JAX,
     PyTorch: `memory["repeats_exactly"]`). A ratio whose reference was not
@@ -172,7 +189,7 @@ def add_ratios(case, variants):
     """
     for kind in TIMED:
         stats = case.get(kind, {})
-        _add_ratios_to(stats, variants, "median_ms", "samples_ms")
+        _add_ratios_to(stats, variants, "median_ms", "samples_ms", rounds=True)
         for name, entry in stats.items():
             plain = stats.get(variants[name]["plain"])
             entry["min_vs_plain"] = _ratio(
@@ -301,8 +318,8 @@ def interval_summary(case, variants, goals, target_width):
     known = [k for k, w in widths.items() if w is not None]
     widest = too_wide[0] if too_wide else max(known, key=widths.get)
     return {
-        "method": "percentile bootstrap of the ratio of medians over the "
-        "timed rounds, paired (the same rounds for every variant)",
+        "method": "percentile bootstrap over the timed rounds of the "
+        "median of the per-round ratios",
         "confidence": intervals.CONFIDENCE,
         "resamples": intervals.RESAMPLES,
         "seed": intervals.SEED,

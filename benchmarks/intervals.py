@@ -1,19 +1,29 @@
 """Intervals of the benchmark's ratios, the verdict rule and the stop rule.
 
-Every ratio the benchmark reports divides a variant's median by a
-reference's median, measured in the same run. Its interval is a
-**percentile bootstrap over the timed rounds**: draw as many rounds as were
-timed, with replacement; take each variant's median over the drawn rounds;
-divide; repeat `RESAMPLES` times; the interval is the central
-`CONFIDENCE` of those ratios (the 2.5th and 97.5th percentiles).
+Every timing ratio the benchmark reports compares a variant with a
+reference measured in the same run, round by round. Timing is round-robin
+(`harness.time_round_robin`): round `i` of every variant ran within
+seconds of the others, so a slow phase of a shared machine slows all
+variants of that round alike. The ratio is therefore taken **per round**,
+`variant[i] / reference[i]`, where that shared part cancels, and the
+reported ratio is the **median of the per-round ratios** (`paired_ratio`).
+Its interval is a **percentile bootstrap over the rounds**: draw as many
+rounds as were timed, with replacement; take the median of their ratios;
+repeat `RESAMPLES` times; the interval is the central `CONFIDENCE` of those
+medians (the 2.5th and 97.5th percentiles). A reference divided by itself
+is `1` with the interval `[1, 1]`.
 
-The bootstrap is **paired**: every series of the same length is resampled
-with the same rounds. Timing is round-robin (`harness.time_round_robin`):
-round `i` of every variant ran within seconds of the others, so a slow
-phase of a shared machine slows all variants of that round alike; drawing
-the same rounds for the variant and its reference keeps that shared part
-out of the ratio's spread, as the ratio of medians itself does. A
-reference divided by itself has the interval `[1, 1]`.
+Why not the ratio of the two medians (what schema 3 reported): on a
+machine whose speed jumps between two levels from round to round (the
+2-vCPU EPYC of docs/benchmarks.md read Keras's LSTM inference at 48 ms in
+some rounds and 70 ms in others, the variants alike), each median lands
+in either level by chance; the bootstrap ratio of medians of such a run
+was 0.18-0.23 wide where the median of the per-round ratios was 0.02
+wide; on quiet runs both estimators read within about 0.02 of each other
+(docs/benchmarks.md, "Method"). Series of different lengths (a
+variant whose memory process failed) have no rounds in common; they fall
+back to the ratio of medians with unpaired draws (`resampled_medians`),
+as do the memory ratios, whose samples are processes, not rounds.
 
 The draws use a fixed seed (`SEED`): the same samples always give the same
 intervals, so a JSON file's intervals can be recomputed from its
@@ -74,6 +84,39 @@ def resampled_medians(samples, resamples=RESAMPLES, seed=SEED):
     return medians
 
 
+def paired_ratio(
+    numerator,
+    denominator,
+    confidence=CONFIDENCE,
+    resamples=RESAMPLES,
+    seed=SEED,
+):
+    """`(ratio, [low, high])` of two series of the same rounds.
+
+    `ratio` is the median of the per-round ratios `numerator[i] /
+    denominator[i]`; the interval bootstraps it over the rounds (see the
+    module). `(None, None)` if either series is missing, the lengths
+    differ, there are fewer than `MIN_SAMPLES` rounds, or a reference
+    sample is not positive.
+    """
+    if numerator is None or denominator is None:
+        return None, None
+    numerator = np.asarray(numerator, dtype=float)
+    denominator = np.asarray(denominator, dtype=float)
+    length = len(denominator)
+    if len(numerator) != length or length < MIN_SAMPLES:
+        return None, None
+    if np.any(denominator <= 0):
+        return None, None
+    ratios = numerator / denominator
+    rng = np.random.default_rng(seed)
+    rounds = rng.integers(0, length, size=(resamples, length))
+    medians = np.median(ratios[rounds], axis=1)
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(medians, [tail, 1.0 - tail])
+    return float(np.median(ratios)), [float(low), float(high)]
+
+
 def ratio_interval(numerator, denominator, confidence=CONFIDENCE):
     """`[low, high]`: the central `confidence` of the bootstrap ratios
     `numerator / denominator` (arrays of `resampled_medians`), or `None` if
@@ -90,15 +133,28 @@ def ratio_interval(numerator, denominator, confidence=CONFIDENCE):
 def ratio_intervals(
     samples, pairs, confidence=CONFIDENCE, resamples=RESAMPLES, seed=SEED
 ):
-    """Intervals of median ratios: `{(name, reference): [low, high] or
-    None}` for each pair of names of `samples` (see `resampled_medians`)."""
-    medians = resampled_medians(samples, resamples, seed)
-    return {
-        (name, reference): ratio_interval(
-            medians.get(name), medians.get(reference), confidence
+    """Intervals of the timing ratios: `{(name, reference): [low, high] or
+    None}` for each pair of names of `samples` (`{name: [values in round
+    order]}`): `paired_ratio`'s for series of the same rounds, else the
+    unpaired ratio of medians (`resampled_medians`)."""
+    medians = None
+    found = {}
+    for name, reference in pairs:
+        ratio, interval = paired_ratio(
+            samples.get(name),
+            samples.get(reference),
+            confidence,
+            resamples,
+            seed,
         )
-        for name, reference in pairs
-    }
+        if ratio is None:
+            if medians is None:
+                medians = resampled_medians(samples, resamples, seed)
+            interval = ratio_interval(
+                medians.get(name), medians.get(reference), confidence
+            )
+        found[name, reference] = interval
+    return found
 
 
 def width(interval):

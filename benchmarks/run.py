@@ -267,7 +267,7 @@ def main(argv=None):
         HERE, f"results-{args.backend}-{label}.json"
     )
     report = {
-        "schema": 3,
+        "schema": 4,
         "backend": args.backend,
         "device": memory.device(args.backend),
         "case": label,

@@ -89,6 +89,14 @@ STOPS = {
 }
 
 
+def _estimator(summary):
+    """What a file's timing ratios are: schema 4 on, medians of per-round
+    ratios; schema 3, ratios of medians."""
+    if "per-round" in summary.get("method", ""):
+        return "median of the per-round ratios"
+    return "ratio of medians, paired"
+
+
 def interval_lines(case):
     """What the intervals are and whether they reached the target width:
     e.g. `intervals: 95 % ... over 12 rounds; stopped: ...` and either
@@ -110,9 +118,9 @@ def interval_lines(case):
     stop = STOPS.get(case.get("stop"), case.get("stop") or "?")
     lines = [
         f"intervals: {100 * summary['confidence']:g} % percentile bootstrap "
-        "of the ratio of medians over "
-        f"{case['rounds']} rounds, paired ({summary['resamples']} "
-        f"resamples, seed {summary['seed']}); stopped: {stop}"
+        f"over {case['rounds']} rounds of the {_estimator(summary)} "
+        f"({summary['resamples']} resamples, seed {summary['seed']}); "
+        f"stopped: {stop}"
     ]
     target = summary["target_width"]
     if summary["reached"]:

@@ -492,6 +492,55 @@ def test_bootstrap_is_paired_reproducible_and_exact_for_a_reference(bench):
     assert found[pairs[1]] is None
 
 
+def test_per_round_ratios_cancel_a_machine_that_jumps_between_two_speeds(
+    bench,
+):
+    """Rounds alternate at random between a fast (48 ms) and a slow (70 ms)
+    phase that hits variant and reference alike, as on the shared EPYC,
+    with 3 % noise of their own: the median of the per-round ratios stays
+    near the true ratio with a narrow interval; the ratio of the two
+    medians (schema 3), whose medians land in either phase by chance, has
+    a wider one."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    n = 60
+    phase = np.where(rng.random(n) < 0.5, 48.0, 70.0)
+    reference = phase * rng.lognormal(0.0, 0.03, n)
+    variant = 1.03 * phase * rng.lognormal(0.0, 0.03, n)
+    samples = {"variant": list(variant), "reference": list(reference)}
+    ratio, interval = bench.intervals.paired_ratio(variant, reference)
+    assert interval[0] <= 1.03 <= interval[1]
+    assert abs(ratio - 1.03) < 0.01 and interval[1] - interval[0] < 0.04
+    assert _interval(bench, samples) == interval  # what the stop rule sees
+    medians = bench.intervals.resampled_medians(samples)
+    of_medians = bench.intervals.ratio_interval(
+        medians["variant"], medians["reference"]
+    )
+    assert of_medians[1] - of_medians[0] > 1.5 * (interval[1] - interval[0])
+    # The case's ratio and interval are the per-round ones.
+    case = _case(bench, train={"lstm": 100.0, "gal": 100.0})
+    case["infer"]["lstm"].update(
+        median_ms=float(np.median(reference)), samples_ms=list(reference)
+    )
+    case["infer"]["gal"].update(
+        median_ms=float(np.median(variant)), samples_ms=list(variant)
+    )
+    bench.harness.add_ratios(case, case["variants"])
+    assert case["infer"]["gal"]["vs_plain"] == pytest.approx(ratio)
+    assert case["infer"]["gal"]["vs_plain_interval"] == interval
+    # Series without common rounds fall back to the ratio of medians.
+    assert bench.intervals.paired_ratio(variant[:-1], reference) == (
+        None,
+        None,
+    )
+    pair = ("short", "reference")
+    found = bench.intervals.ratio_intervals(
+        {"short": list(variant[:-1]), "reference": list(reference)}, [pair]
+    )
+    assert found[pair] is not None
+
+
 def test_a_goal_is_met_only_when_the_upper_bound_is_at_most_it(bench):
     verdict = bench.intervals.verdict
     assert verdict([0.95, 1.05], 1.05) == "met"  # inclusive
