@@ -296,6 +296,21 @@ def disable_xla(layer):
     layer.supports_jit = False
 
 
+@functools.cache
+def _torch_tensor_type():
+    """`torch.Tensor` on the PyTorch backend, else `None`; looked up once.
+
+    Cached because the two functions below run at every step of a loop.
+    Stale only if the backend changes in a running process, and then
+    harmless: the `isinstance` checks fail and `keras.ops` runs.
+    """
+    if keras.backend.backend() != "torch":
+        return None
+    import torch
+
+    return torch.Tensor
+
+
 def split_gates(z, count):
     """`keras.ops.split(z, count, axis=-1)`; one `Tensor.chunk` on PyTorch.
 
@@ -308,7 +323,8 @@ def split_gates(z, count):
     ...  for g in _compat.split_gates(z, 4)]
     [[[0.0, 1.0]], [[2.0, 3.0]], [[4.0, 5.0]], [[6.0, 7.0]]]
     """
-    if keras.backend.backend() == "torch" and keras.ops.is_tensor(z):
+    tensor = _torch_tensor_type()
+    if tensor is not None and isinstance(z, tensor):
         return z.chunk(count, dim=-1)
     return keras.ops.split(z, count, axis=-1)
 
@@ -327,14 +343,13 @@ def lerp(start, end, weight):
     ...     keras.ops.zeros((1, 2)), keras.ops.ones((1, 2)), 0.25)).tolist()
     [[0.25, 0.25]]
     """
+    tensor = _torch_tensor_type()
     if (
-        keras.backend.backend() == "torch"
-        and keras.ops.is_tensor(start)
-        and keras.ops.is_tensor(end)
+        tensor is not None
+        and isinstance(start, tensor)
+        and isinstance(end, tensor)
     ):
-        import torch
-
-        return torch.lerp(start, end, weight)
+        return start.lerp(end, weight)
     return start + weight * (end - start)
 
 
