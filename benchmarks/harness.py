@@ -56,6 +56,7 @@ def time_round_robin(
     enough=None,
     clock=time.perf_counter,
     cpu_clock=time.process_time,
+    measures=("train", "infer"),
 ):
     """Times warmed-up workloads round-robin until enough rounds.
 
@@ -73,15 +74,18 @@ def time_round_robin(
             (`intervals.WidthStop`); asked after every round from
             `min_rounds` on.
         clock, cpu_clock: the wall and process-CPU clocks (seconds).
+        measures: what is timed, `"train"` and/or `"infer"`.
 
     Returns:
         `{"rounds": n, "stop": why, "train"/"infer"/"train_cpu"/
-        "infer_cpu": {name: summary}}`: wall time and process CPU time (all
-        threads) per call; `stop` is `"enough"` (`enough` said so),
-        `"time_budget"` or `"rounds"` (the maximum ran).
+        "infer_cpu": {name: summary}}` (the kinds of `measures`): wall time
+        and process CPU time (all threads) per call; `stop` is `"enough"`
+        (`enough` said so), `"time_budget"` or `"rounds"` (the maximum
+        ran).
     """
     names = list(workloads)
-    samples = {kind: {name: [] for name in names} for kind in TIMED}
+    kinds = [k for k in TIMED if k.removesuffix("_cpu") in measures]
+    samples = {kind: {name: [] for name in names} for kind in kinds}
 
     def measure(kind, name, call, repeats):
         t0, c0 = clock(), cpu_clock()
@@ -95,10 +99,12 @@ def time_round_robin(
     stop = "rounds"
     for r in range(rounds):
         order = names[r % len(names) :] + names[: r % len(names)]
-        for name in order:
-            measure("train", name, workloads[name][0], 1)
-        for name in order:
-            measure("infer", name, workloads[name][1], predict_repeats)
+        if "train" in measures:
+            for name in order:
+                measure("train", name, workloads[name][0], 1)
+        if "infer" in measures:
+            for name in order:
+                measure("infer", name, workloads[name][1], predict_repeats)
         done += 1
         if done < min_rounds:
             continue
@@ -111,7 +117,7 @@ def time_round_robin(
             break
     log(f"  {done} timed rounds in {clock() - start:.1f}s")
     result = {"rounds": done, "stop": stop}
-    for kind in TIMED:
+    for kind in kinds:
         result[kind] = {n: summarize(s) for n, s in samples[kind].items()}
     return result
 
@@ -295,8 +301,9 @@ def interval_summary(case, variants, goals, target_width):
     ratio (`variant`, `measure`, `reference`, `width`, widest first) whose
     interval is not narrower than `target_width`, and `widest` the widest
     of all; `None` for a case without timing."""
-    ratios = goal_ratios(variants, goals)
-    if not ratios or not all(kind in case for kind in ("train", "infer")):
+    measured = tuple(kind for kind in ("train", "infer") if kind in case)
+    ratios = goal_ratios(variants, goals, measured)
+    if not ratios:
         return None
     widths = {}
     for measure, name, other in ratios:

@@ -120,6 +120,13 @@ def parse_args(argv=None):
         "default 420).",
     )
     parser.add_argument(
+        "--no-train",
+        action="store_true",
+        help="Time inference only (the warm-up still trains every model): "
+        "on PyTorch the long case's training steps take most of its time "
+        "budget.",
+    )
+    parser.add_argument(
         "--no-memory",
         action="store_true",
         help="Skip the tensor-memory measure.",
@@ -190,7 +197,10 @@ def run_case(case, args, log):
     workloads, result["jit_compile"] = _workloads(names, shape, args, log)
     # Without a variant that has a goal (only Keras's layers), no width to
     # reach: the rounds or the time budget end the timing.
-    ratios = harness.goal_ratios(result["variants"], variants_lib.GOALS)
+    measures = ("infer",) if args.no_train else ("train", "infer")
+    ratios = harness.goal_ratios(
+        result["variants"], variants_lib.GOALS, measures
+    )
     labels = {n: v["label"] for n, v in result["variants"].items()}
     enough = None
     if ratios:
@@ -205,6 +215,7 @@ def run_case(case, args, log):
             log,
             min_rounds=min(args.min_rounds, args.rounds),
             enough=enough,
+            measures=measures,
         )
     )
     result["load_average_at_end"] = machine.load_average()
@@ -288,6 +299,7 @@ def main(argv=None):
             "time_budget_s": args.time_budget,
             "warmup": args.warmup,
             "predict_repeats": args.predict_repeats,
+            "measures": ["infer"] if args.no_train else ["train", "infer"],
             "implementation": args.implementation,
             "rss_repeats": args.rss_repeats,
             "memory_repeats": args.memory_repeats,

@@ -291,6 +291,49 @@ def test_round_robin_rotates_the_order_and_stops_after_min_rounds(bench):
     }
 
 
+def test_inference_only_times_no_training_step_and_reports_no_training(
+    bench, tmp_path
+):
+    calls = []
+    workloads = {
+        name: (
+            lambda n=name: calls.append(("train", n)),
+            lambda n=name: calls.append(("infer", n)),
+        )
+        for name in ("lstm", "lstm_rd", "gal")
+    }
+    result = bench.harness.time_round_robin(
+        workloads,
+        rounds=3,
+        predict_repeats=1,
+        time_budget=1e9,
+        log=lambda _: None,
+        min_rounds=3,
+        measures=("infer",),
+    )
+    assert {kind for kind, _ in calls} == {"infer"} and len(calls) == 9
+    assert set(result) == {"rounds", "stop", "infer", "infer_cpu"}
+    # Only the inference goals are checked, and the tables leave training
+    # out instead of showing it as missing.
+    ratios = bench.harness.goal_ratios(
+        {n: bench.variants.VARIANTS[n].describe() for n in workloads},
+        bench.variants.GOALS,
+        ("infer",),
+    )
+    assert {measure for measure, _, _ in ratios} == {"infer"}
+    case = _case(bench, train={"lstm": 100.0, "lstm_rd": 100.0, "gal": 1.0})
+    for kind in ("train", "train_cpu"):
+        del case[kind]
+    del case["goals"], case["intervals"]
+    bench.harness.evaluate(case, case["variants"], bench.variants.GOALS)
+    assert {c["measure"] for c in case["goals"]["gal"]} == {"infer"}
+    assert case["intervals"]["ratios"] == 1
+    assert "training step" not in bench.tables.format_case(case)
+    header = bench.report.speed_table(case).splitlines()[0]
+    assert header == "| variant | infer ms | /plain | cpu /plain |"
+    assert "| infer ms |" in _report(bench, tmp_path, {"default": case})
+
+
 def test_summaries_give_median_quartiles_and_extremes_in_ms(bench):
     summary = bench.harness.summarize([0.004, 0.001, 0.003, 0.002, 0.005])
     assert summary["median_ms"] == pytest.approx(3.0)
