@@ -26,7 +26,11 @@ case "$wheel" in
   *"keras_recdrop-$version-"*) ;;
   *) echo "wheel $wheel does not carry version $version" >&2; exit 1 ;;
 esac
-unzip -l "$wheel" | grep -q "licenses/LICENSE" \
+# The listing is read whole first: `unzip -l | grep -q` under pipefail
+# failed about 1 time in 11, when grep exited before unzip's last write
+# (SIGPIPE, exit 141), and said LICENSE was missing.
+listing="$(unzip -l "$wheel")"
+grep -q "licenses/LICENSE" <<<"$listing" \
   || { echo "the wheel does not ship LICENSE" >&2; exit 1; }
 
 # The README's example: the first ```python block after "## Example".
