@@ -296,19 +296,18 @@ def disable_xla(layer):
     layer.supports_jit = False
 
 
-@functools.cache
-def _torch_tensor_type():
-    """`torch.Tensor` on the PyTorch backend, else `None`; looked up once.
-
-    Cached because the two functions below run at every step of a loop.
-    Stale only if the backend changes in a running process, and then
-    harmless: the `isinstance` checks fail and `keras.ops` runs.
-    """
-    if keras.backend.backend() != "torch":
-        return None
-    import torch
-
-    return torch.Tensor
+# `torch.Tensor` on the PyTorch backend, else `None`: read by the two
+# functions below at every step of a loop, so looked up once, when the
+# package is imported (Keras fixes its backend when it is imported; Keras
+# itself has imported torch by then). A module constant, not a
+# `functools.cache` call, which `torch.compile` warns about when it traces
+# a step. Stale only if the backend changes in a running process, and then
+# harmless: the `isinstance` checks fail and `keras.ops` runs.
+_TORCH_TENSOR = (
+    importlib.import_module("torch").Tensor
+    if keras.backend.backend() == "torch"
+    else None
+)
 
 
 def split_gates(z, count):
@@ -323,8 +322,7 @@ def split_gates(z, count):
     ...  for g in _compat.split_gates(z, 4)]
     [[[0.0, 1.0]], [[2.0, 3.0]], [[4.0, 5.0]], [[6.0, 7.0]]]
     """
-    tensor = _torch_tensor_type()
-    if tensor is not None and isinstance(z, tensor):
+    if _TORCH_TENSOR is not None and isinstance(z, _TORCH_TENSOR):
         return z.chunk(count, dim=-1)
     return keras.ops.split(z, count, axis=-1)
 
@@ -343,11 +341,10 @@ def lerp(start, end, weight):
     ...     keras.ops.zeros((1, 2)), keras.ops.ones((1, 2)), 0.25)).tolist()
     [[0.25, 0.25]]
     """
-    tensor = _torch_tensor_type()
     if (
-        tensor is not None
-        and isinstance(start, tensor)
-        and isinstance(end, tensor)
+        _TORCH_TENSOR is not None
+        and isinstance(start, _TORCH_TENSOR)
+        and isinstance(end, _TORCH_TENSOR)
     ):
         return start.lerp(end, weight)
     return start + weight * (end - start)
